@@ -1,0 +1,14 @@
+//! Cryptography for Tillit: password hashing, TOTP, API and session tokens, constant-time
+//! comparison. Secrets live in zeroizing types whose `Debug` prints `[redacted]`.
+//!
+//! This crate must never log, never hand-roll a primitive, and never compare secrets with `==`.
+
+mod password;
+mod secret;
+mod token;
+mod totp;
+
+pub use password::{PasswordError, PasswordHasher};
+pub use secret::SecretString;
+pub use token::{TokenHash, ct_eq, random_token, token_hash};
+pub use totp::{TotpError, TotpSecret, totp_qr_svg};

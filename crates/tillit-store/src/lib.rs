@@ -1,0 +1,169 @@
+//! Storage traits of Tillit and the records they move. Backends (`tillit-store-sqlite`, later
+//! PostgreSQL) implement [`Store`]; callers hold an `Arc<dyn Store>` and never see a driver type.
+//!
+//! Every method that reads tenant data takes the tenant, so isolation is part of each query,
+//! not a filter applied afterwards. Timestamps are `OffsetDateTime` handed in by the caller's
+//! clock: a backend never reads the time itself.
+
+use async_trait::async_trait;
+use tillit_core::{OrgUnitId, PersonId, PersonKind, Role, TenantId, Username};
+use time::OffsetDateTime;
+
+mod records;
+pub use records::*;
+
+/// Why a storage operation failed, in words a caller can act on. Driver details are flattened
+/// into the message so no driver type crosses this boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("the database is corrupt: {0}")]
+    Corrupt(String),
+    #[error(
+        "the database was written by a newer Tillit (schema version {found}, this build knows up to {known}); refusing to touch it"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error("invalid stored value: {0}")]
+    Invalid(String),
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything Tillit persists, behind one trait so a second engine can follow without touching
+/// callers. Methods are grouped by the capability that owns them.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip to prove the store answers (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// True when no tenant exists yet (the demo seeds only such a store).
+    async fn is_empty(&self) -> StoreResult<bool>;
+
+    // --- tenants and organisation ---
+    async fn create_tenant(&self, name: &str, at: OffsetDateTime) -> StoreResult<Tenant>;
+    async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>>;
+    async fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>>;
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+    async fn create_org_unit(&self, unit: &NewOrgUnit, at: OffsetDateTime) -> StoreResult<OrgUnit>;
+    async fn list_org_units(&self, tenant: &TenantId) -> StoreResult<Vec<OrgUnit>>;
+
+    // --- people and accounts ---
+    async fn create_person(&self, person: &NewPerson, at: OffsetDateTime) -> StoreResult<Person>;
+    async fn person(&self, tenant: &TenantId, id: &PersonId) -> StoreResult<Option<Person>>;
+    async fn list_persons(
+        &self,
+        tenant: &TenantId,
+        kind: Option<PersonKind>,
+    ) -> StoreResult<Vec<Person>>;
+    async fn create_user(&self, user: &NewUser, at: OffsetDateTime) -> StoreResult<User>;
+    /// Usernames are unique across tenants: a login form does not ask for the tenant.
+    async fn user_by_username(&self, username: &Username) -> StoreResult<Option<User>>;
+    async fn user(&self, id: &UserId) -> StoreResult<Option<User>>;
+    async fn set_password(&self, user: &UserId, password_hash: &str) -> StoreResult<()>;
+    /// Sets (or clears) the TOTP secret; a new secret resets the replay guard.
+    async fn set_totp_secret(&self, user: &UserId, secret_b32: Option<&str>) -> StoreResult<()>;
+    /// Records that a TOTP code of `step` was used. Returns false, changing nothing, when a code
+    /// of this step or a later one was already used: the replay guard, atomic in the store.
+    async fn use_totp_step(&self, user: &UserId, step: i64) -> StoreResult<bool>;
+    /// Counts a failed login; returns the failure count after it.
+    async fn record_login_failure(
+        &self,
+        user: &UserId,
+        locked_until: Option<OffsetDateTime>,
+    ) -> StoreResult<u32>;
+    async fn lock_user(&self, user: &UserId, until: OffsetDateTime) -> StoreResult<()>;
+    async fn reset_login_failures(&self, user: &UserId) -> StoreResult<()>;
+
+    // --- roles and care relationships ---
+    async fn assign_role(
+        &self,
+        assignment: &NewRoleAssignment,
+        at: OffsetDateTime,
+    ) -> StoreResult<RoleAssignment>;
+    async fn role_assignments(
+        &self,
+        tenant: &TenantId,
+        person: &PersonId,
+    ) -> StoreResult<Vec<RoleAssignment>>;
+    async fn add_care_relationship(
+        &self,
+        rel: &NewCareRelationship,
+        at: OffsetDateTime,
+    ) -> StoreResult<CareRelationship>;
+    async fn care_relationships_for_patient(
+        &self,
+        tenant: &TenantId,
+        patient: &PersonId,
+    ) -> StoreResult<Vec<CareRelationship>>;
+    /// Relationships naming the staff member personally or one of `units` (their org units).
+    async fn care_relationships_for_staff(
+        &self,
+        tenant: &TenantId,
+        staff: &PersonId,
+        units: &[OrgUnitId],
+    ) -> StoreResult<Vec<CareRelationship>>;
+
+    // --- API tokens ---
+    async fn create_api_token(
+        &self,
+        token: &NewApiToken,
+        at: OffsetDateTime,
+    ) -> StoreResult<ApiToken>;
+    async fn api_token_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiToken>>;
+    async fn list_api_tokens(&self, user: &UserId) -> StoreResult<Vec<ApiToken>>;
+    async fn revoke_api_token(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    async fn touch_api_token(&self, id: &str, at: OffsetDateTime) -> StoreResult<()>;
+
+    // --- sessions ---
+    async fn create_session(&self, session: &Session) -> StoreResult<()>;
+    async fn session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<Session>>;
+    async fn touch_session(&self, hash: &[u8; 32], at: OffsetDateTime) -> StoreResult<()>;
+    async fn delete_session(&self, hash: &[u8; 32]) -> StoreResult<()>;
+    async fn delete_expired_sessions(
+        &self,
+        idle_before: OffsetDateTime,
+        created_before: OffsetDateTime,
+    ) -> StoreResult<u64>;
+
+    // --- security events (taken over by the audit log later) ---
+    async fn append_security_event(&self, event: &NewSecurityEvent) -> StoreResult<i64>;
+    async fn security_events(
+        &self,
+        tenant: Option<&TenantId>,
+        limit: u32,
+    ) -> StoreResult<Vec<SecurityEvent>>;
+}
+
+/// Convenience for callers that need a role list at a moment.
+pub fn active_roles(assignments: &[RoleAssignment], at: OffsetDateTime) -> Vec<Role> {
+    let mut roles: Vec<Role> = assignments
+        .iter()
+        .filter(|a| a.period.contains(at))
+        .map(|a| a.role)
+        .collect();
+    roles.sort();
+    roles.dedup();
+    roles
+}
+
+/// Patients with an active relationship at `at`, sorted and without duplicates.
+pub fn active_patients(rels: &[CareRelationship], at: OffsetDateTime) -> Vec<PersonId> {
+    let mut ids: Vec<PersonId> = rels
+        .iter()
+        .filter(|r| r.period.contains(at))
+        .map(|r| r.patient.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}

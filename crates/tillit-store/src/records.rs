@@ -1,0 +1,253 @@
+use tillit_core::{OrgUnitId, Period, PersonId, PersonKind, Role, TenantId, Username};
+use time::OffsetDateTime;
+
+/// Internal id of a login account (distinct from the person it belongs to).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserId(pub String);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOrgUnit {
+    pub id: OrgUnitId,
+    pub tenant: TenantId,
+    pub parent: Option<OrgUnitId>,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgUnit {
+    pub id: OrgUnitId,
+    pub tenant: TenantId,
+    pub parent: Option<OrgUnitId>,
+    pub name: String,
+}
+
+/// A person. Staff and relatives carry a display name in clear (they are not patient data);
+/// patient demographics are never stored here in clear: `sealed_profile` holds them encrypted
+/// and `national_id_index` is a keyed blind index for look-up.
+#[derive(Debug, Clone)]
+pub struct NewPerson {
+    pub id: PersonId,
+    pub tenant: TenantId,
+    pub kind: PersonKind,
+    pub display_name: Option<String>,
+    pub professional_id: Option<String>,
+    pub sealed_profile: Option<Vec<u8>>,
+    pub national_id_index: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub id: PersonId,
+    pub tenant: TenantId,
+    pub kind: PersonKind,
+    pub display_name: Option<String>,
+    pub professional_id: Option<String>,
+    pub sealed_profile: Option<Vec<u8>>,
+    pub national_id_index: Option<Vec<u8>>,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: UserId,
+    pub tenant: TenantId,
+    pub person: PersonId,
+    pub username: Username,
+    pub password_hash: String,
+    pub totp_secret: Option<String>,
+}
+
+/// A login account. `Debug` leaves out the password hash and TOTP secret.
+#[derive(Clone)]
+pub struct User {
+    pub id: UserId,
+    pub tenant: TenantId,
+    pub person: PersonId,
+    pub kind: PersonKind,
+    pub username: Username,
+    pub password_hash: String,
+    pub totp_secret: Option<String>,
+    pub totp_last_step: Option<i64>,
+    pub failed_logins: u32,
+    pub locked_until: Option<OffsetDateTime>,
+    pub disabled: bool,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .field("username", &self.username)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRoleAssignment {
+    pub tenant: TenantId,
+    pub person: PersonId,
+    pub role: Role,
+    pub org_unit: OrgUnitId,
+    pub period: Period,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleAssignment {
+    pub id: String,
+    pub tenant: TenantId,
+    pub person: PersonId,
+    pub role: Role,
+    pub org_unit: OrgUnitId,
+    pub period: Period,
+}
+
+/// Who a care relationship gives a need to know: one staff member or a whole org unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CareParty {
+    Staff(PersonId),
+    OrgUnit(OrgUnitId),
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCareRelationship {
+    pub tenant: TenantId,
+    pub party: CareParty,
+    pub patient: PersonId,
+    pub purpose: String,
+    pub period: Period,
+    pub decided_by: Option<PersonId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CareRelationship {
+    pub id: String,
+    pub tenant: TenantId,
+    pub party: CareParty,
+    pub patient: PersonId,
+    pub purpose: String,
+    pub period: Period,
+    pub decided_by: Option<PersonId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    pub id: String,
+    pub tenant: TenantId,
+    pub user: UserId,
+    pub name: String,
+    pub hash: [u8; 32],
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiToken {
+    pub id: String,
+    pub tenant: TenantId,
+    pub user: UserId,
+    pub name: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// A server-side session. Only the SHA-256 of the cookie value is stored.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id_hash: [u8; 32],
+    pub tenant: TenantId,
+    pub user: UserId,
+    pub csrf_hash: [u8; 32],
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    /// Password checked but the TOTP step (or enrolment) is still owed.
+    pub pending_totp: bool,
+}
+
+/// Kinds of security event; the codes are stored and later mapped into the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityEventKind {
+    LoginSuccess,
+    LoginFailure,
+    Lockout,
+    Logout,
+    TokenUse,
+    TokenCreated,
+    TokenRevoked,
+    TotpEnrolled,
+    PasswordChanged,
+    SessionExpired,
+}
+
+impl SecurityEventKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::LoginSuccess => "login.success",
+            Self::LoginFailure => "login.failure",
+            Self::Lockout => "login.lockout",
+            Self::Logout => "logout",
+            Self::TokenUse => "token.use",
+            Self::TokenCreated => "token.created",
+            Self::TokenRevoked => "token.revoked",
+            Self::TotpEnrolled => "totp.enrolled",
+            Self::PasswordChanged => "password.changed",
+            Self::SessionExpired => "session.expired",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        [
+            Self::LoginSuccess,
+            Self::LoginFailure,
+            Self::Lockout,
+            Self::Logout,
+            Self::TokenUse,
+            Self::TokenCreated,
+            Self::TokenRevoked,
+            Self::TotpEnrolled,
+            Self::PasswordChanged,
+            Self::SessionExpired,
+        ]
+        .into_iter()
+        .find(|k| k.code() == code)
+    }
+}
+
+/// A security event. `detail` is a short machine reason ("bad_password", "locked"), never a
+/// password, token or patient datum. The username tried is kept for failed logins of unknown
+/// accounts only as its hash would be useless to a reviewer; it is the reviewer's lead.
+#[derive(Debug, Clone)]
+pub struct NewSecurityEvent {
+    pub at: OffsetDateTime,
+    pub tenant: Option<TenantId>,
+    pub user: Option<UserId>,
+    pub username: Option<String>,
+    pub kind: SecurityEventKind,
+    pub outcome_ok: bool,
+    pub detail: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecurityEvent {
+    pub seq: i64,
+    pub at: OffsetDateTime,
+    pub tenant: Option<TenantId>,
+    pub user: Option<UserId>,
+    pub username: Option<String>,
+    pub kind: SecurityEventKind,
+    pub outcome_ok: bool,
+    pub detail: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
