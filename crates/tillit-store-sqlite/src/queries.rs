@@ -1,0 +1,874 @@
+use crate::conn::{SqliteStore, driver};
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, Row, params};
+use tillit_core::{OrgUnitId, Period, PersonId, PersonKind, Role, TenantId, Username};
+use tillit_store::*;
+use time::OffsetDateTime;
+
+fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+fn from_ts(s: i64) -> rusqlite::Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e))
+    })
+}
+
+fn opt_ts(s: Option<i64>) -> rusqlite::Result<Option<OffsetDateTime>> {
+    s.map(from_ts).transpose()
+}
+
+fn bad<E: std::error::Error + Send + Sync + 'static>(e: E) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn tenant_id(r: &Row<'_>, i: usize) -> rusqlite::Result<TenantId> {
+    TenantId::parse(r.get::<_, String>(i)?).map_err(bad)
+}
+
+fn person_id(r: &Row<'_>, i: usize) -> rusqlite::Result<PersonId> {
+    PersonId::parse(r.get::<_, String>(i)?).map_err(bad)
+}
+
+fn unit_id(r: &Row<'_>, i: usize) -> rusqlite::Result<OrgUnitId> {
+    OrgUnitId::parse(r.get::<_, String>(i)?).map_err(bad)
+}
+
+fn period(r: &Row<'_>, from: usize, to: usize) -> rusqlite::Result<Period> {
+    Period::new(from_ts(r.get(from)?)?, opt_ts(r.get(to)?)?).map_err(bad)
+}
+
+fn hash32(v: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
+    v.try_into()
+        .map_err(|_| bad(tillit_core::InvalidValue::new("hash", "must be 32 bytes")))
+}
+
+fn collect<T>(rows: impl Iterator<Item = rusqlite::Result<T>>) -> StoreResult<Vec<T>> {
+    rows.collect::<Result<Vec<_>, _>>().map_err(driver)
+}
+
+fn row_tenant(r: &Row<'_>) -> rusqlite::Result<Tenant> {
+    Ok(Tenant {
+        id: tenant_id(r, 0)?,
+        name: r.get(1)?,
+        created_at: from_ts(r.get(2)?)?,
+    })
+}
+
+const PERSON_COLS: &str = "tenant_id, id, kind, display_name, professional_id, sealed_profile, national_id_index, created_at";
+
+fn row_person(r: &Row<'_>) -> rusqlite::Result<Person> {
+    Ok(Person {
+        tenant: tenant_id(r, 0)?,
+        id: person_id(r, 1)?,
+        kind: PersonKind::parse(&r.get::<_, String>(2)?).map_err(bad)?,
+        display_name: r.get(3)?,
+        professional_id: r.get(4)?,
+        sealed_profile: r.get(5)?,
+        national_id_index: r.get(6)?,
+        created_at: from_ts(r.get(7)?)?,
+    })
+}
+
+const USER_COLS: &str = "u.id, u.tenant_id, u.person_id, p.kind, u.username, u.password_hash, u.totp_secret, u.totp_last_step, u.failed_logins, u.locked_until, u.disabled";
+
+fn row_user(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: UserId(r.get(0)?),
+        tenant: tenant_id(r, 1)?,
+        person: person_id(r, 2)?,
+        kind: PersonKind::parse(&r.get::<_, String>(3)?).map_err(bad)?,
+        username: Username::parse(&r.get::<_, String>(4)?).map_err(bad)?,
+        password_hash: r.get(5)?,
+        totp_secret: r.get(6)?,
+        totp_last_step: r.get(7)?,
+        failed_logins: r.get(8)?,
+        locked_until: opt_ts(r.get(9)?)?,
+        disabled: r.get(10)?,
+    })
+}
+
+const ROLE_COLS: &str = "id, tenant_id, person_id, role, org_unit_id, valid_from, valid_to";
+
+fn row_role(r: &Row<'_>) -> rusqlite::Result<RoleAssignment> {
+    Ok(RoleAssignment {
+        id: r.get(0)?,
+        tenant: tenant_id(r, 1)?,
+        person: person_id(r, 2)?,
+        role: Role::parse(&r.get::<_, String>(3)?).map_err(bad)?,
+        org_unit: unit_id(r, 4)?,
+        period: period(r, 5, 6)?,
+    })
+}
+
+const CARE_COLS: &str =
+    "id, tenant_id, staff_id, org_unit_id, patient_id, purpose, valid_from, valid_to, decided_by";
+
+fn row_care(r: &Row<'_>) -> rusqlite::Result<CareRelationship> {
+    let staff: Option<String> = r.get(2)?;
+    let unit: Option<String> = r.get(3)?;
+    let party = match (staff, unit) {
+        (Some(s), _) => CareParty::Staff(PersonId::parse(s).map_err(bad)?),
+        (None, Some(u)) => CareParty::OrgUnit(OrgUnitId::parse(u).map_err(bad)?),
+        (None, None) => {
+            return Err(bad(tillit_core::InvalidValue::new(
+                "care relationship",
+                "names neither staff nor unit",
+            )));
+        }
+    };
+    Ok(CareRelationship {
+        id: r.get(0)?,
+        tenant: tenant_id(r, 1)?,
+        party,
+        patient: person_id(r, 4)?,
+        purpose: r.get(5)?,
+        period: period(r, 6, 7)?,
+        decided_by: r
+            .get::<_, Option<String>>(8)?
+            .map(PersonId::parse)
+            .transpose()
+            .map_err(bad)?,
+    })
+}
+
+const TOKEN_COLS: &str =
+    "id, tenant_id, user_id, name, created_at, expires_at, revoked_at, last_used_at";
+
+fn row_token(r: &Row<'_>) -> rusqlite::Result<ApiToken> {
+    Ok(ApiToken {
+        id: r.get(0)?,
+        tenant: tenant_id(r, 1)?,
+        user: UserId(r.get(2)?),
+        name: r.get(3)?,
+        created_at: from_ts(r.get(4)?)?,
+        expires_at: from_ts(r.get(5)?)?,
+        revoked_at: opt_ts(r.get(6)?)?,
+        last_used_at: opt_ts(r.get(7)?)?,
+    })
+}
+
+fn row_session(r: &Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id_hash: hash32(r.get(0)?)?,
+        tenant: tenant_id(r, 1)?,
+        user: UserId(r.get(2)?),
+        csrf_hash: hash32(r.get(3)?)?,
+        created_at: from_ts(r.get(4)?)?,
+        last_seen_at: from_ts(r.get(5)?)?,
+        pending_totp: r.get(6)?,
+    })
+}
+
+fn row_event(r: &Row<'_>) -> rusqlite::Result<SecurityEvent> {
+    let kind: String = r.get(5)?;
+    Ok(SecurityEvent {
+        seq: r.get(0)?,
+        at: from_ts(r.get(1)?)?,
+        tenant: r
+            .get::<_, Option<String>>(2)?
+            .map(TenantId::parse)
+            .transpose()
+            .map_err(bad)?,
+        user: r.get::<_, Option<String>>(3)?.map(UserId),
+        username: r.get(4)?,
+        kind: SecurityEventKind::parse(&kind).ok_or_else(|| {
+            bad(tillit_core::InvalidValue::new(
+                "security event kind",
+                kind.clone(),
+            ))
+        })?,
+        outcome_ok: r.get(6)?,
+        detail: r.get(7)?,
+        ip: r.get(8)?,
+        user_agent: r.get(9)?,
+    })
+}
+
+fn new_id() -> String {
+    // Same shape as the domain ids; rows that are not domain entities still get opaque ids.
+    PersonId::random().to_string()
+}
+
+fn expect_changed(n: usize, what: &'static str) -> StoreResult<()> {
+    if n == 0 {
+        Err(StoreError::NotFound(what))
+    } else {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(driver))
+            .await
+    }
+
+    async fn is_empty(&self) -> StoreResult<bool> {
+        self.read(|c| {
+            c.query_row("SELECT NOT EXISTS (SELECT 1 FROM tenants)", [], |r| {
+                r.get(0)
+            })
+            .map_err(driver)
+        })
+        .await
+    }
+
+    async fn create_tenant(&self, name: &str, at: OffsetDateTime) -> StoreResult<Tenant> {
+        let t = Tenant {
+            id: TenantId::derived(name),
+            name: name.to_string(),
+            created_at: at,
+        };
+        let row = t.clone();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![row.id.as_str(), row.name, ts(row.created_at)],
+            )
+            .map_err(|e| match driver(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("tenant '{}'", row.name)),
+                other => other,
+            })?;
+            Ok(())
+        })
+        .await?;
+        Ok(t)
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>> {
+        let name = name.to_string();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT id, name, created_at FROM tenants WHERE name = ?1",
+                [name],
+                row_tenant,
+            )
+            .optional()
+            .map_err(driver)
+        })
+        .await
+    }
+
+    async fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT id, name, created_at FROM tenants WHERE id = ?1",
+                [id],
+                row_tenant,
+            )
+            .optional()
+            .map_err(driver)
+        })
+        .await
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare("SELECT id, name, created_at FROM tenants ORDER BY name")
+                .map_err(driver)?;
+            collect(s.query_map([], row_tenant).map_err(driver)?)
+        })
+        .await
+    }
+
+    async fn create_org_unit(&self, unit: &NewOrgUnit, at: OffsetDateTime) -> StoreResult<OrgUnit> {
+        let u = unit.clone();
+        self.write(move |tx| {
+            if let Some(parent) = &u.parent {
+                let exists: bool = tx
+                    .query_row(
+                        "SELECT EXISTS (SELECT 1 FROM org_units WHERE tenant_id = ?1 AND id = ?2)",
+                        params![u.tenant.as_str(), parent.as_str()],
+                        |r| r.get(0),
+                    )
+                    .map_err(driver)?;
+                if !exists {
+                    return Err(StoreError::NotFound("parent org unit"));
+                }
+            }
+            tx.execute(
+                "INSERT INTO org_units (tenant_id, id, parent_id, name, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![u.tenant.as_str(), u.id.as_str(), u.parent.as_ref().map(|p| p.as_str()), u.name, ts(at)],
+            )
+            .map_err(|e| match driver(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("org unit '{}'", u.name)),
+                other => other,
+            })?;
+            Ok(OrgUnit { id: u.id, tenant: u.tenant, parent: u.parent, name: u.name })
+        })
+        .await
+    }
+
+    async fn list_org_units(&self, tenant: &TenantId) -> StoreResult<Vec<OrgUnit>> {
+        let tenant = tenant.clone();
+        self.read(move |c| {
+            let mut s = c
+                .prepare("SELECT id, tenant_id, parent_id, name FROM org_units WHERE tenant_id = ?1 ORDER BY name")
+                .map_err(driver)?;
+            collect(
+                s.query_map([tenant.as_str()], |r| {
+                    Ok(OrgUnit {
+                        id: unit_id(r, 0)?,
+                        tenant: tenant_id(r, 1)?,
+                        parent: r.get::<_, Option<String>>(2)?.map(OrgUnitId::parse).transpose().map_err(bad)?,
+                        name: r.get(3)?,
+                    })
+                })
+                .map_err(driver)?,
+            )
+        })
+        .await
+    }
+
+    async fn create_person(&self, person: &NewPerson, at: OffsetDateTime) -> StoreResult<Person> {
+        let p = person.clone();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO persons (tenant_id, id, kind, display_name, professional_id, sealed_profile, national_id_index, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    p.tenant.as_str(), p.id.as_str(), p.kind.code(), p.display_name,
+                    p.professional_id, p.sealed_profile, p.national_id_index, ts(at)
+                ],
+            )
+            .map_err(|e| match driver(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("person {}", p.id)),
+                other => other,
+            })?;
+            Ok(Person {
+                id: p.id,
+                tenant: p.tenant,
+                kind: p.kind,
+                display_name: p.display_name,
+                professional_id: p.professional_id,
+                sealed_profile: p.sealed_profile,
+                national_id_index: p.national_id_index,
+                created_at: at,
+            })
+        })
+        .await
+    }
+
+    async fn person(&self, tenant: &TenantId, id: &PersonId) -> StoreResult<Option<Person>> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {PERSON_COLS} FROM persons WHERE tenant_id = ?1 AND id = ?2"),
+                params![tenant.as_str(), id.as_str()],
+                row_person,
+            )
+            .optional()
+            .map_err(driver)
+        })
+        .await
+    }
+
+    async fn list_persons(
+        &self,
+        tenant: &TenantId,
+        kind: Option<PersonKind>,
+    ) -> StoreResult<Vec<Person>> {
+        let tenant = tenant.clone();
+        self.read(move |c| {
+            let mut s = c
+                .prepare(&format!(
+                    "SELECT {PERSON_COLS} FROM persons WHERE tenant_id = ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY created_at, id"
+                ))
+                .map_err(driver)?;
+            collect(s.query_map(params![tenant.as_str(), kind.map(PersonKind::code)], row_person).map_err(driver)?)
+        })
+        .await
+    }
+
+    async fn create_user(&self, user: &NewUser, at: OffsetDateTime) -> StoreResult<User> {
+        let u = user.clone();
+        self.write(move |tx| {
+            let kind: Option<String> = tx
+                .query_row(
+                    "SELECT kind FROM persons WHERE tenant_id = ?1 AND id = ?2",
+                    params![u.tenant.as_str(), u.person.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(driver)?;
+            let kind = PersonKind::parse(&kind.ok_or(StoreError::NotFound("person"))?)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO users (id, tenant_id, person_id, username, password_hash, totp_secret, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![u.id.0, u.tenant.as_str(), u.person.as_str(), u.username.as_str(), u.password_hash, u.totp_secret, ts(at)],
+            )
+            .map_err(|e| match driver(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("username '{}'", u.username)),
+                other => other,
+            })?;
+            Ok(User {
+                id: u.id,
+                tenant: u.tenant,
+                person: u.person,
+                kind,
+                username: u.username,
+                password_hash: u.password_hash,
+                totp_secret: u.totp_secret,
+                totp_last_step: None,
+                failed_logins: 0,
+                locked_until: None,
+                disabled: false,
+            })
+        })
+        .await
+    }
+
+    async fn user_by_username(&self, username: &Username) -> StoreResult<Option<User>> {
+        let name = username.as_str().to_string();
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {USER_COLS} FROM users u JOIN persons p ON p.tenant_id = u.tenant_id AND p.id = u.person_id WHERE u.username = ?1"),
+                [name],
+                row_user,
+            )
+            .optional()
+            .map_err(driver)
+        })
+        .await
+    }
+
+    async fn user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        let id = id.0.clone();
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {USER_COLS} FROM users u JOIN persons p ON p.tenant_id = u.tenant_id AND p.id = u.person_id WHERE u.id = ?1"),
+                [id],
+                row_user,
+            )
+            .optional()
+            .map_err(driver)
+        })
+        .await
+    }
+
+    async fn set_password(&self, user: &UserId, password_hash: &str) -> StoreResult<()> {
+        let (id, hash) = (user.0.clone(), password_hash.to_string());
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+                    params![id, hash],
+                )
+                .map_err(driver)?;
+            expect_changed(n, "user")
+        })
+        .await
+    }
+
+    async fn set_totp_secret(&self, user: &UserId, secret_b32: Option<&str>) -> StoreResult<()> {
+        let (id, secret) = (user.0.clone(), secret_b32.map(str::to_string));
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE users SET totp_secret = ?2, totp_last_step = NULL WHERE id = ?1",
+                    params![id, secret],
+                )
+                .map_err(driver)?;
+            expect_changed(n, "user")
+        })
+        .await
+    }
+
+    async fn use_totp_step(&self, user: &UserId, step: i64) -> StoreResult<bool> {
+        let id = user.0.clone();
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE users SET totp_last_step = ?2 WHERE id = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+                    params![id, step],
+                )
+                .map_err(driver)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn record_login_failure(
+        &self,
+        user: &UserId,
+        locked_until: Option<OffsetDateTime>,
+    ) -> StoreResult<u32> {
+        let id = user.0.clone();
+        self.write(move |tx| {
+            tx.query_row(
+                "UPDATE users SET failed_logins = failed_logins + 1, locked_until = COALESCE(?2, locked_until)
+                 WHERE id = ?1 RETURNING failed_logins",
+                params![id, locked_until.map(ts)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(driver)?
+            .ok_or(StoreError::NotFound("user"))
+        })
+        .await
+    }
+
+    async fn lock_user(&self, user: &UserId, until: OffsetDateTime) -> StoreResult<()> {
+        let id = user.0.clone();
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE users SET locked_until = ?2 WHERE id = ?1",
+                    params![id, ts(until)],
+                )
+                .map_err(driver)?;
+            expect_changed(n, "user")
+        })
+        .await
+    }
+
+    async fn reset_login_failures(&self, user: &UserId) -> StoreResult<()> {
+        let id = user.0.clone();
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?1 AND (failed_logins <> 0 OR locked_until IS NOT NULL)",
+                [id],
+            )
+            .map_err(driver)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn assign_role(
+        &self,
+        a: &NewRoleAssignment,
+        at: OffsetDateTime,
+    ) -> StoreResult<RoleAssignment> {
+        let a = a.clone();
+        self.write(move |tx| {
+            let kind: Option<String> = tx
+                .query_row(
+                    "SELECT kind FROM persons WHERE tenant_id = ?1 AND id = ?2",
+                    params![a.tenant.as_str(), a.person.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(driver)?;
+            match kind.as_deref() {
+                None => return Err(StoreError::NotFound("person")),
+                Some("staff") => {}
+                Some(_) => return Err(StoreError::Invalid("roles can be assigned to staff only".into())),
+            }
+            let id = new_id();
+            tx.execute(
+                "INSERT INTO role_assignments (id, tenant_id, person_id, role, org_unit_id, valid_from, valid_to, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    id, a.tenant.as_str(), a.person.as_str(), a.role.code(), a.org_unit.as_str(),
+                    ts(a.period.start()), a.period.end().map(ts), ts(at)
+                ],
+            )
+            .map_err(|e| match driver(e) {
+                StoreError::Conflict(_) => StoreError::NotFound("org unit"),
+                other => other,
+            })?;
+            Ok(RoleAssignment { id, tenant: a.tenant, person: a.person, role: a.role, org_unit: a.org_unit, period: a.period })
+        })
+        .await
+    }
+
+    async fn role_assignments(
+        &self,
+        tenant: &TenantId,
+        person: &PersonId,
+    ) -> StoreResult<Vec<RoleAssignment>> {
+        let (tenant, person) = (tenant.clone(), person.clone());
+        self.read(move |c| {
+            let mut s = c
+                .prepare(&format!("SELECT {ROLE_COLS} FROM role_assignments WHERE tenant_id = ?1 AND person_id = ?2 ORDER BY valid_from"))
+                .map_err(driver)?;
+            collect(s.query_map(params![tenant.as_str(), person.as_str()], row_role).map_err(driver)?)
+        })
+        .await
+    }
+
+    async fn add_care_relationship(
+        &self,
+        rel: &NewCareRelationship,
+        at: OffsetDateTime,
+    ) -> StoreResult<CareRelationship> {
+        let rel = rel.clone();
+        self.write(move |tx| {
+            let patient_kind: Option<String> = tx
+                .query_row(
+                    "SELECT kind FROM persons WHERE tenant_id = ?1 AND id = ?2",
+                    params![rel.tenant.as_str(), rel.patient.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(driver)?;
+            if patient_kind.as_deref() != Some("patient") {
+                return Err(StoreError::NotFound("patient"));
+            }
+            let (staff, unit) = match &rel.party {
+                CareParty::Staff(p) => (Some(p.as_str().to_string()), None),
+                CareParty::OrgUnit(u) => (None, Some(u.as_str().to_string())),
+            };
+            let id = new_id();
+            tx.execute(
+                "INSERT INTO care_relationships (id, tenant_id, staff_id, org_unit_id, patient_id, purpose, valid_from, valid_to, decided_by, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    id, rel.tenant.as_str(), staff, unit, rel.patient.as_str(), rel.purpose,
+                    ts(rel.period.start()), rel.period.end().map(ts),
+                    rel.decided_by.as_ref().map(|p| p.as_str()), ts(at)
+                ],
+            )
+            .map_err(|e| match driver(e) {
+                StoreError::Conflict(_) => StoreError::NotFound("staff member or org unit"),
+                other => other,
+            })?;
+            Ok(CareRelationship {
+                id,
+                tenant: rel.tenant,
+                party: rel.party,
+                patient: rel.patient,
+                purpose: rel.purpose,
+                period: rel.period,
+                decided_by: rel.decided_by,
+            })
+        })
+        .await
+    }
+
+    async fn care_relationships_for_patient(
+        &self,
+        tenant: &TenantId,
+        patient: &PersonId,
+    ) -> StoreResult<Vec<CareRelationship>> {
+        let (tenant, patient) = (tenant.clone(), patient.clone());
+        self.read(move |c| {
+            let mut s = c
+                .prepare(&format!("SELECT {CARE_COLS} FROM care_relationships WHERE tenant_id = ?1 AND patient_id = ?2 ORDER BY valid_from"))
+                .map_err(driver)?;
+            collect(s.query_map(params![tenant.as_str(), patient.as_str()], row_care).map_err(driver)?)
+        })
+        .await
+    }
+
+    async fn care_relationships_for_staff(
+        &self,
+        tenant: &TenantId,
+        staff: &PersonId,
+        units: &[OrgUnitId],
+    ) -> StoreResult<Vec<CareRelationship>> {
+        let (tenant, staff) = (tenant.clone(), staff.clone());
+        let units: Vec<String> = units.iter().map(|u| u.to_string()).collect();
+        self.read(move |c| {
+            let mut out = Vec::new();
+            let mut s = c
+                .prepare(&format!("SELECT {CARE_COLS} FROM care_relationships WHERE tenant_id = ?1 AND staff_id = ?2"))
+                .map_err(driver)?;
+            out.extend(collect(s.query_map(params![tenant.as_str(), staff.as_str()], row_care).map_err(driver)?)?);
+            let mut s = c
+                .prepare(&format!("SELECT {CARE_COLS} FROM care_relationships WHERE tenant_id = ?1 AND org_unit_id = ?2"))
+                .map_err(driver)?;
+            for unit in units {
+                out.extend(collect(s.query_map(params![tenant.as_str(), unit], row_care).map_err(driver)?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn create_api_token(&self, t: &NewApiToken, at: OffsetDateTime) -> StoreResult<ApiToken> {
+        let t = t.clone();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO api_tokens (id, tenant_id, user_id, name, token_hash, created_at, expires_at)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?3 AND tenant_id = ?2)",
+                params![t.id, t.tenant.as_str(), t.user.0, t.name, t.hash.to_vec(), ts(at), ts(t.expires_at)],
+            )
+            .map_err(driver)
+            .and_then(|n| expect_changed(n, "user"))?;
+            Ok(ApiToken {
+                id: t.id,
+                tenant: t.tenant,
+                user: t.user,
+                name: t.name,
+                created_at: at,
+                expires_at: t.expires_at,
+                revoked_at: None,
+                last_used_at: None,
+            })
+        })
+        .await
+    }
+
+    async fn api_token_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiToken>> {
+        let hash = hash.to_vec();
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {TOKEN_COLS} FROM api_tokens WHERE token_hash = ?1"),
+                [hash],
+                row_token,
+            )
+            .optional()
+            .map_err(driver)
+        })
+        .await
+    }
+
+    async fn list_api_tokens(&self, user: &UserId) -> StoreResult<Vec<ApiToken>> {
+        let id = user.0.clone();
+        self.read(move |c| {
+            let mut s = c
+                .prepare(&format!(
+                    "SELECT {TOKEN_COLS} FROM api_tokens WHERE user_id = ?1 ORDER BY created_at"
+                ))
+                .map_err(driver)?;
+            collect(s.query_map([id], row_token).map_err(driver)?)
+        })
+        .await
+    }
+
+    async fn revoke_api_token(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let (tenant, id) = (tenant.clone(), id.to_string());
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?3) WHERE tenant_id = ?1 AND id = ?2",
+                    params![tenant.as_str(), id, ts(at)],
+                )
+                .map_err(driver)?;
+            expect_changed(n, "API token")
+        })
+        .await
+    }
+
+    async fn touch_api_token(&self, id: &str, at: OffsetDateTime) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
+                params![id, ts(at)],
+            )
+            .map_err(driver)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_session(&self, s: &Session) -> StoreResult<()> {
+        let s = s.clone();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO sessions (id_hash, tenant_id, user_id, csrf_hash, created_at, last_seen_at, pending_totp)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    s.id_hash.to_vec(), s.tenant.as_str(), s.user.0, s.csrf_hash.to_vec(),
+                    ts(s.created_at), ts(s.last_seen_at), s.pending_totp
+                ],
+            )
+            .map_err(driver)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<Session>> {
+        let hash = hash.to_vec();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT id_hash, tenant_id, user_id, csrf_hash, created_at, last_seen_at, pending_totp FROM sessions WHERE id_hash = ?1",
+                [hash],
+                row_session,
+            )
+            .optional()
+            .map_err(driver)
+        })
+        .await
+    }
+
+    async fn touch_session(&self, hash: &[u8; 32], at: OffsetDateTime) -> StoreResult<()> {
+        let hash = hash.to_vec();
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE sessions SET last_seen_at = ?2 WHERE id_hash = ?1",
+                params![hash, ts(at)],
+            )
+            .map_err(driver)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_session(&self, hash: &[u8; 32]) -> StoreResult<()> {
+        let hash = hash.to_vec();
+        self.write(move |tx| {
+            tx.execute("DELETE FROM sessions WHERE id_hash = ?1", [hash])
+                .map_err(driver)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_expired_sessions(
+        &self,
+        idle_before: OffsetDateTime,
+        created_before: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM sessions WHERE last_seen_at < ?1 OR created_at < ?2",
+                    params![ts(idle_before), ts(created_before)],
+                )
+                .map_err(driver)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn append_security_event(&self, e: &NewSecurityEvent) -> StoreResult<i64> {
+        let e = e.clone();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO security_events (at, tenant_id, user_id, username, kind, outcome_ok, detail, ip, user_agent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    ts(e.at), e.tenant.as_ref().map(|t| t.as_str()), e.user.as_ref().map(|u| u.0.as_str()),
+                    e.username, e.kind.code(), e.outcome_ok, e.detail, e.ip, e.user_agent
+                ],
+            )
+            .map_err(driver)?;
+            Ok(tx.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn security_events(
+        &self,
+        tenant: Option<&TenantId>,
+        limit: u32,
+    ) -> StoreResult<Vec<SecurityEvent>> {
+        let tenant = tenant.map(|t| t.to_string());
+        self.read(move |c| {
+            let mut s = c
+                .prepare(
+                    "SELECT seq, at, tenant_id, user_id, username, kind, outcome_ok, detail, ip, user_agent
+                     FROM security_events WHERE (?1 IS NULL OR tenant_id = ?1) ORDER BY seq DESC LIMIT ?2",
+                )
+                .map_err(driver)?;
+            collect(s.query_map(params![tenant, limit], row_event).map_err(driver)?)
+        })
+        .await
+    }
+}
