@@ -3,11 +3,13 @@
 //!
 //! This crate must never log, never hand-roll a primitive, and never compare secrets with `==`.
 
+pub mod keyring;
 mod password;
 mod secret;
 mod token;
 mod totp;
 
+pub use keyring::{Kek, KeyError, KeyVault, Keyring};
 pub use password::{PasswordError, PasswordHasher};
 pub use secret::SecretString;
 pub use token::{TokenHash, ct_eq, random_token, token_hash};

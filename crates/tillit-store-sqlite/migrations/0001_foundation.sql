@@ -81,6 +81,19 @@ CREATE INDEX care_relationships_patient ON care_relationships (tenant_id, patien
 CREATE INDEX care_relationships_staff ON care_relationships (tenant_id, staff_id);
 CREATE INDEX care_relationships_unit ON care_relationships (tenant_id, org_unit_id);
 
+-- A relative's link to a patient. The scope of what the relative may see is decided by the
+-- patient's consent (access-control issue); this records who is whose relative.
+CREATE TABLE relative_links (
+    tenant_id     TEXT NOT NULL REFERENCES tenants(id),
+    relative_id   TEXT NOT NULL,
+    patient_id    TEXT NOT NULL,
+    relationship  TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, relative_id, patient_id),
+    FOREIGN KEY (tenant_id, relative_id) REFERENCES persons(tenant_id, id),
+    FOREIGN KEY (tenant_id, patient_id) REFERENCES persons(tenant_id, id)
+) STRICT;
+
 CREATE TABLE api_tokens (
     id            TEXT PRIMARY KEY,
     tenant_id     TEXT NOT NULL REFERENCES tenants(id),
@@ -101,7 +114,9 @@ CREATE TABLE sessions (
     csrf_hash     BLOB NOT NULL,
     created_at    INTEGER NOT NULL,
     last_seen_at  INTEGER NOT NULL,
-    pending_totp  INTEGER NOT NULL
+    pending_totp  INTEGER NOT NULL,
+    -- A TOTP secret shown on the enrolment page and not yet confirmed with a code.
+    totp_enrolment TEXT
 ) STRICT;
 CREATE INDEX sessions_user ON sessions (user_id);
 

@@ -6,5 +6,7 @@
 
 mod conn;
 mod queries;
+mod vault;
 
 pub use conn::{SCHEMA_VERSION, SqliteStore};
+pub use vault::SqliteKeyVault;

@@ -158,6 +158,7 @@ fn row_session(r: &Row<'_>) -> rusqlite::Result<Session> {
         created_at: from_ts(r.get(4)?)?,
         last_seen_at: from_ts(r.get(5)?)?,
         pending_totp: r.get(6)?,
+        totp_enrolment: r.get(7)?,
     })
 }
 
@@ -683,6 +684,39 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn link_relative(&self, tenant: &TenantId, relative: &PersonId, patient: &PersonId, relationship: &str, at: OffsetDateTime) -> StoreResult<()> {
+        let (tenant, relative, patient, relationship) = (tenant.clone(), relative.clone(), patient.clone(), relationship.to_string());
+        self.write(move |tx| {
+            let kinds: Vec<String> = {
+                let mut s = tx
+                    .prepare("SELECT kind FROM persons WHERE tenant_id = ?1 AND id IN (?2, ?3) ORDER BY id = ?2 DESC")
+                    .map_err(driver)?;
+                collect(s.query_map(params![tenant.as_str(), relative.as_str(), patient.as_str()], |r| r.get(0)).map_err(driver)?)?
+            };
+            if kinds != ["relative", "patient"] {
+                return Err(StoreError::NotFound("relative and patient"));
+            }
+            tx.execute(
+                "INSERT INTO relative_links (tenant_id, relative_id, patient_id, relationship, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![tenant.as_str(), relative.as_str(), patient.as_str(), relationship, ts(at)],
+            )
+            .map_err(driver)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn patients_of_relative(&self, tenant: &TenantId, relative: &PersonId) -> StoreResult<Vec<PersonId>> {
+        let (tenant, relative) = (tenant.clone(), relative.clone());
+        self.read(move |c| {
+            let mut s = c
+                .prepare("SELECT patient_id FROM relative_links WHERE tenant_id = ?1 AND relative_id = ?2 ORDER BY patient_id")
+                .map_err(driver)?;
+            collect(s.query_map(params![tenant.as_str(), relative.as_str()], |r| person_id(r, 0)).map_err(driver)?)
+        })
+        .await
+    }
+
     async fn create_api_token(&self, t: &NewApiToken, at: OffsetDateTime) -> StoreResult<ApiToken> {
         let t = t.clone();
         self.write(move |tx| {
@@ -770,11 +804,11 @@ impl Store for SqliteStore {
         let s = s.clone();
         self.write(move |tx| {
             tx.execute(
-                "INSERT INTO sessions (id_hash, tenant_id, user_id, csrf_hash, created_at, last_seen_at, pending_totp)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO sessions (id_hash, tenant_id, user_id, csrf_hash, created_at, last_seen_at, pending_totp, totp_enrolment)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     s.id_hash.to_vec(), s.tenant.as_str(), s.user.0, s.csrf_hash.to_vec(),
-                    ts(s.created_at), ts(s.last_seen_at), s.pending_totp
+                    ts(s.created_at), ts(s.last_seen_at), s.pending_totp, s.totp_enrolment
                 ],
             )
             .map_err(driver)?;
@@ -787,7 +821,7 @@ impl Store for SqliteStore {
         let hash = hash.to_vec();
         self.read(move |c| {
             c.query_row(
-                "SELECT id_hash, tenant_id, user_id, csrf_hash, created_at, last_seen_at, pending_totp FROM sessions WHERE id_hash = ?1",
+                "SELECT id_hash, tenant_id, user_id, csrf_hash, created_at, last_seen_at, pending_totp, totp_enrolment FROM sessions WHERE id_hash = ?1",
                 [hash],
                 row_session,
             )
@@ -816,6 +850,26 @@ impl Store for SqliteStore {
             tx.execute("DELETE FROM sessions WHERE id_hash = ?1", [hash])
                 .map_err(driver)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn delete_sessions_of_user(&self, user: &UserId) -> StoreResult<()> {
+        let id = user.0.clone();
+        self.write(move |tx| {
+            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id]).map_err(driver)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_session_totp_enrolment(&self, hash: &[u8; 32], secret_b32: Option<&str>) -> StoreResult<()> {
+        let (hash, secret) = (hash.to_vec(), secret_b32.map(str::to_string));
+        self.write(move |tx| {
+            let n = tx
+                .execute("UPDATE sessions SET totp_enrolment = ?2 WHERE id_hash = ?1", params![hash, secret])
+                .map_err(driver)?;
+            expect_changed(n, "session")
         })
         .await
     }

@@ -268,10 +268,13 @@ async fn story(store: Arc<dyn Store>) {
         csrf_hash: [2; 32],
         created_at: now(),
         last_seen_at: now(),
-        pending_totp: false,
+        pending_totp: true,
+        totp_enrolment: None,
     };
     store.create_session(&s).await.unwrap();
-    assert!(store.session_by_hash(&[1; 32]).await.unwrap().is_some());
+    store.set_session_totp_enrolment(&[1; 32], Some("ABC")).await.unwrap();
+    let back = store.session_by_hash(&[1; 32]).await.unwrap().unwrap();
+    assert_eq!((back.pending_totp, back.totp_enrolment.as_deref()), (true, Some("ABC")));
     assert_eq!(
         store
             .delete_expired_sessions(now() + time::Duration::seconds(1), now())

@@ -108,6 +108,10 @@ pub trait Store: Send + Sync + 'static {
         units: &[OrgUnitId],
     ) -> StoreResult<Vec<CareRelationship>>;
 
+    /// Records that `relative` is a relative of `patient` (both persons of the tenant).
+    async fn link_relative(&self, tenant: &TenantId, relative: &PersonId, patient: &PersonId, relationship: &str, at: OffsetDateTime) -> StoreResult<()>;
+    async fn patients_of_relative(&self, tenant: &TenantId, relative: &PersonId) -> StoreResult<Vec<PersonId>>;
+
     // --- API tokens ---
     async fn create_api_token(
         &self,
@@ -129,6 +133,8 @@ pub trait Store: Send + Sync + 'static {
     async fn session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<Session>>;
     async fn touch_session(&self, hash: &[u8; 32], at: OffsetDateTime) -> StoreResult<()>;
     async fn delete_session(&self, hash: &[u8; 32]) -> StoreResult<()>;
+    async fn delete_sessions_of_user(&self, user: &UserId) -> StoreResult<()>;
+    async fn set_session_totp_enrolment(&self, hash: &[u8; 32], secret_b32: Option<&str>) -> StoreResult<()>;
     async fn delete_expired_sessions(
         &self,
         idle_before: OffsetDateTime,

@@ -171,6 +171,8 @@ pub struct Session {
     pub last_seen_at: OffsetDateTime,
     /// Password checked but the TOTP step (or enrolment) is still owed.
     pub pending_totp: bool,
+    /// A TOTP secret shown on the enrolment page, not yet confirmed with a code.
+    pub totp_enrolment: Option<String>,
 }
 
 /// Kinds of security event; the codes are stored and later mapped into the audit log.

@@ -1,0 +1,324 @@
+//! Envelope encryption: a key-encryption key (KEK) from a provider wraps one data key and one
+//! blind-index key per tenant; each tenant data key wraps one data key per patient. Sealed
+//! values are AES-256-GCM with the caller's context as AAD, so a ciphertext cannot be moved
+//! to another tenant, patient or field. Wrapped keys live in a [`KeyVault`] kept apart from the
+//! data: destroying a patient's key makes every copy of that patient's data unreadable.
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use zeroize::Zeroizing;
+
+const FORMAT_V1: u8 = 1;
+type KeyBytes = Zeroizing<[u8; 32]>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key file {path}: {reason}")]
+    KeyFile { path: String, reason: String },
+    #[error("key vault: {0}")]
+    Vault(String),
+    #[error("the key for {0} is missing or destroyed")]
+    Missing(String),
+    #[error("decryption failed: wrong key or tampered data")]
+    Open,
+    #[error("random number generator failed")]
+    Rng,
+}
+
+/// Where wrapped keys are kept (a file apart from the database). Only ciphertext goes in.
+pub trait KeyVault: Send + Sync + 'static {
+    fn get(&self, id: &str) -> Result<Option<Vec<u8>>, KeyError>;
+    /// Stores `wrapped` under `id` unless present; returns what is stored afterwards, so
+    /// two racing creators agree on one key.
+    fn put_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, KeyError>;
+    fn replace(&self, id: &str, wrapped: &[u8]) -> Result<(), KeyError>;
+    fn destroy(&self, id: &str) -> Result<bool, KeyError>;
+    fn ids(&self) -> Result<Vec<String>, KeyError>;
+}
+
+fn random_key() -> Result<KeyBytes, KeyError> {
+    let mut k = Zeroizing::new([0u8; 32]);
+    SystemRandom::new().fill(k.as_mut()).map_err(|_| KeyError::Rng)?;
+    Ok(k)
+}
+
+/// AES-256-GCM: `version || nonce || ciphertext+tag`.
+fn seal_with(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
+    let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).map_err(|_| KeyError::Open)?);
+    let mut nonce = [0u8; NONCE_LEN];
+    SystemRandom::new().fill(&mut nonce).map_err(|_| KeyError::Rng)?;
+    let mut buf = plaintext.to_vec();
+    k.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+        .map_err(|_| KeyError::Open)?;
+    let mut out = Vec::with_capacity(1 + NONCE_LEN + buf.len());
+    out.push(FORMAT_V1);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&buf);
+    Ok(out)
+}
+
+fn open_with(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let (version, rest) = sealed.split_first().ok_or(KeyError::Open)?;
+    if *version != FORMAT_V1 || rest.len() < NONCE_LEN {
+        return Err(KeyError::Open);
+    }
+    let (nonce, ct) = rest.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| KeyError::Open)?;
+    let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).map_err(|_| KeyError::Open)?);
+    let mut buf = Zeroizing::new(ct.to_vec());
+    let len = k.open_in_place(nonce, Aad::from(aad), &mut buf).map_err(|_| KeyError::Open)?.len();
+    buf.truncate(len);
+    Ok(buf)
+}
+
+fn unwrap_key(wrapping: &[u8; 32], id: &str, wrapped: &[u8]) -> Result<KeyBytes, KeyError> {
+    let raw = open_with(wrapping, id.as_bytes(), wrapped)?;
+    let mut k = Zeroizing::new([0u8; 32]);
+    if raw.len() != 32 {
+        return Err(KeyError::Open);
+    }
+    k.copy_from_slice(&raw);
+    Ok(k)
+}
+
+/// The key-encryption key. Default provider: a 32-byte key file created with mode 0600.
+pub struct Kek(KeyBytes);
+
+impl std::fmt::Debug for Kek {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kek([redacted])")
+    }
+}
+
+impl Kek {
+    /// Loads the key file, creating it (mode 0600) if it does not exist.
+    pub fn from_file(path: &Path) -> Result<Self, KeyError> {
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let err = |reason: String| KeyError::KeyFile { path: path.display().to_string(), reason };
+        if !path.exists() {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            }
+            let key = random_key()?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| err(e.to_string()))?;
+            f.write_all(key.as_ref()).and_then(|()| f.sync_all()).map_err(|e| err(e.to_string()))?;
+            return Ok(Self(key));
+        }
+        let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(err("is readable by group or others; run chmod 600 on it".into()));
+        }
+        let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| err(e.to_string()))?);
+        let mut key = Zeroizing::new([0u8; 32]);
+        if bytes.len() != 32 {
+            return Err(err("must hold exactly 32 bytes".into()));
+        }
+        key.copy_from_slice(&bytes);
+        Ok(Self(key))
+    }
+
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+}
+
+/// The keyring: unwraps keys on demand and caches them in memory (zeroized on drop).
+pub struct Keyring {
+    kek: Kek,
+    vault: Arc<dyn KeyVault>,
+    cache: Mutex<HashMap<String, KeyBytes>>,
+}
+
+fn tenant_key_id(tenant: &str) -> String {
+    format!("tenant/{tenant}")
+}
+fn index_key_id(tenant: &str) -> String {
+    format!("tenant-index/{tenant}")
+}
+fn patient_key_id(tenant: &str, patient: &str) -> String {
+    format!("patient/{tenant}/{patient}")
+}
+
+impl Keyring {
+    pub fn new(kek: Kek, vault: Arc<dyn KeyVault>) -> Self {
+        Self { kek, vault, cache: Mutex::default() }
+    }
+
+    fn cached(&self, id: &str) -> Option<KeyBytes> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+
+    fn remember(&self, id: &str, key: &KeyBytes) {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), key.clone());
+    }
+
+    /// Gets a key wrapped by `wrapping`, creating it if `create`.
+    fn key(&self, id: &str, wrapping: &[u8; 32], create: bool) -> Result<KeyBytes, KeyError> {
+        if let Some(k) = self.cached(id) {
+            return Ok(k);
+        }
+        let wrapped = match self.vault.get(id)? {
+            Some(w) => w,
+            None if create => {
+                let fresh = random_key()?;
+                let wrapped = seal_with(wrapping, id.as_bytes(), fresh.as_ref())?;
+                self.vault.put_if_absent(id, &wrapped)?
+            }
+            None => return Err(KeyError::Missing(id.to_string())),
+        };
+        let key = unwrap_key(wrapping, id, &wrapped)?;
+        self.remember(id, &key);
+        Ok(key)
+    }
+
+    fn tenant_key(&self, tenant: &str, create: bool) -> Result<KeyBytes, KeyError> {
+        self.key(&tenant_key_id(tenant), &self.kek.0, create)
+    }
+
+    fn patient_key(&self, tenant: &str, patient: &str, create: bool) -> Result<KeyBytes, KeyError> {
+        let tk = self.tenant_key(tenant, create)?;
+        self.key(&patient_key_id(tenant, patient), &tk, create)
+    }
+
+    /// Encrypts a patient's data under that patient's key (created on first use).
+    /// `context` names what it is (type, id, version) and is bound as AAD.
+    pub fn seal_for_patient(&self, tenant: &str, patient: &str, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let key = self.patient_key(tenant, patient, true)?;
+        seal_with(&key, &aad(tenant, patient, context), plaintext)
+    }
+
+    pub fn open_for_patient(&self, tenant: &str, patient: &str, context: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let key = self.patient_key(tenant, patient, false)?;
+        open_with(&key, &aad(tenant, patient, context), sealed)
+    }
+
+    /// A keyed blind index of an identifying value: equal values match, and without the
+    /// tenant's index key nobody can test a guess.
+    pub fn blind_index(&self, tenant: &str, field: &str, value: &str) -> Result<[u8; 32], KeyError> {
+        let key = self.key(&index_key_id(tenant), &self.kek.0, true)?;
+        let k = hmac::Key::new(hmac::HMAC_SHA256, key.as_ref());
+        let mut ctx = hmac::Context::with_key(&k);
+        ctx.update(field.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(value.trim().to_lowercase().as_bytes());
+        let tag = ctx.sign();
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// Crypto-shredding: destroys a patient's key. Returns whether a key existed.
+    pub fn destroy_patient_key(&self, tenant: &str, patient: &str) -> Result<bool, KeyError> {
+        let id = patient_key_id(tenant, patient);
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        self.vault.destroy(&id)
+    }
+
+    /// Re-wraps every tenant key under `new_kek` (and keeps patient keys as they are: they are
+    /// wrapped by tenant keys, which do not change). No data is re-encrypted.
+    pub fn rotate_kek(&mut self, new_kek: Kek) -> Result<usize, KeyError> {
+        let mut n = 0;
+        for id in self.vault.ids()? {
+            if !(id.starts_with("tenant/") || id.starts_with("tenant-index/")) {
+                continue;
+            }
+            let Some(wrapped) = self.vault.get(&id)? else { continue };
+            let key = unwrap_key(&self.kek.0, &id, &wrapped)?;
+            let rewrapped = seal_with(&new_kek.0, id.as_bytes(), key.as_ref())?;
+            self.vault.replace(&id, &rewrapped)?;
+            n += 1;
+        }
+        self.kek = new_kek;
+        Ok(n)
+    }
+}
+
+fn aad(tenant: &str, patient: &str, context: &str) -> Vec<u8> {
+    format!("tillit/v1\0{tenant}\0{patient}\0{context}").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct MemVault(Mutex<HashMap<String, Vec<u8>>>);
+
+    impl KeyVault for MemVault {
+        fn get(&self, id: &str) -> Result<Option<Vec<u8>>, KeyError> {
+            Ok(self.0.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned())
+        }
+        fn put_if_absent(&self, id: &str, w: &[u8]) -> Result<Vec<u8>, KeyError> {
+            Ok(self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(id.into()).or_insert_with(|| w.to_vec()).clone())
+        }
+        fn replace(&self, id: &str, w: &[u8]) -> Result<(), KeyError> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(id.into(), w.to_vec());
+            Ok(())
+        }
+        fn destroy(&self, id: &str) -> Result<bool, KeyError> {
+            Ok(self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id).is_some())
+        }
+        fn ids(&self) -> Result<Vec<String>, KeyError> {
+            Ok(self.0.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect())
+        }
+    }
+
+    fn ring(vault: Arc<MemVault>) -> Keyring {
+        Keyring::new(Kek::from_bytes([7; 32]), vault)
+    }
+
+    #[test]
+    fn sealed_data_opens_only_in_its_context() {
+        let k = ring(Arc::default());
+        let s = k.seal_for_patient("t1", "p1", "Patient/p1/1", b"Astrid").unwrap_or_default();
+        assert!(!s.windows(6).any(|w| w == b"Astrid"));
+        assert_eq!(k.open_for_patient("t1", "p1", "Patient/p1/1", &s).map(|v| v.to_vec()).ok(), Some(b"Astrid".to_vec()));
+        assert!(k.open_for_patient("t1", "p1", "Patient/p1/2", &s).is_err());
+        assert!(k.open_for_patient("t1", "p2", "Patient/p1/1", &s).is_err());
+        assert!(k.open_for_patient("t2", "p1", "Patient/p1/1", &s).is_err());
+    }
+
+    #[test]
+    fn destroying_a_patient_key_shreds_the_data_and_survives_restart() {
+        let vault = Arc::new(MemVault::default());
+        let k = ring(vault.clone());
+        let s = k.seal_for_patient("t1", "p1", "x", b"secret").unwrap_or_default();
+        assert!(k.destroy_patient_key("t1", "p1").unwrap_or(false));
+        assert!(matches!(k.open_for_patient("t1", "p1", "x", &s), Err(KeyError::Missing(_))));
+        assert!(ring(vault).open_for_patient("t1", "p1", "x", &s).is_err());
+    }
+
+    #[test]
+    fn kek_rotation_rewraps_without_touching_data() {
+        let vault = Arc::new(MemVault::default());
+        let mut k = ring(vault.clone());
+        let s = k.seal_for_patient("t1", "p1", "x", b"data").unwrap_or_default();
+        let idx = k.blind_index("t1", "nid", "123").unwrap_or_default();
+        assert_eq!(k.rotate_kek(Kek::from_bytes([9; 32])).unwrap_or(0), 2);
+        let fresh = Keyring::new(Kek::from_bytes([9; 32]), vault.clone());
+        assert_eq!(fresh.open_for_patient("t1", "p1", "x", &s).map(|v| v.to_vec()).ok(), Some(b"data".to_vec()));
+        assert_eq!(fresh.blind_index("t1", "nid", "123").unwrap_or_default(), idx);
+        let old = Keyring::new(Kek::from_bytes([7; 32]), vault);
+        assert!(old.open_for_patient("t1", "p1", "x", &s).is_err());
+    }
+
+    #[test]
+    fn blind_indexes_differ_per_tenant_and_field() {
+        let k = ring(Arc::default());
+        let a = k.blind_index("t1", "nid", "12345678901").unwrap_or_default();
+        assert_eq!(a, k.blind_index("t1", "nid", " 12345678901 ").unwrap_or_default());
+        assert_ne!(a, k.blind_index("t2", "nid", "12345678901").unwrap_or_default());
+        assert_ne!(a, k.blind_index("t1", "name", "12345678901").unwrap_or_default());
+    }
+}

@@ -1,0 +1,241 @@
+//! Who is calling: server-side sessions (cookie) and API tokens (bearer), resolved into a
+//! [`Principal`]. Cookie values and tokens are stored only as SHA-256 hashes.
+
+use crate::error::AppError;
+use crate::state::AppState;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::{header, request::Parts, HeaderMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use tillit_core::{PersonKind, Role};
+use tillit_crypto::{ct_eq, token_hash, SecretString};
+use tillit_store::{active_roles, NewSecurityEvent, SecurityEventKind, Session, Tenant, User};
+use time::Duration;
+
+/// `__Host-` prefix: Secure, no Domain, Path=/ — the browser refuses it otherwise.
+pub const SESSION_COOKIE: &str = "__Host-tillit_session";
+/// Double-submit token protecting the login form (there is no session yet to bind it to).
+pub const LOGIN_CSRF_COOKIE: &str = "__Host-tillit_login";
+
+pub fn session_cookie(token: &str, max_age_secs: i64) -> String {
+    format!("{SESSION_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}")
+}
+
+pub fn login_csrf_cookie(token: &str) -> String {
+    format!("{LOGIN_CSRF_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=3600")
+}
+
+pub fn clear_session_cookie() -> String {
+    format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+/// The CSRF token of a session: derived from the session secret, so it needs no storage in
+/// clear and dies with the session.
+pub fn csrf_for(session_token: &str) -> String {
+    hex::encode(token_hash(&format!("tillit-csrf\0{session_token}")))
+}
+
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The caller's network address and user agent, for throttling and security events.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub ip: IpAddr,
+    pub user_agent: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(200).collect());
+        Ok(Client { ip, user_agent })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum AuthVia {
+    Session { id_hash: [u8; 32], csrf_hash: [u8; 32] },
+    Token { id: String },
+}
+
+/// An authenticated caller, fully logged in (second factor done where required).
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: User,
+    pub tenant: Tenant,
+    pub roles: Vec<Role>,
+    pub via: AuthVia,
+}
+
+impl Principal {
+    /// Checks a CSRF token for a state-changing request made with a session cookie.
+    /// Bearer-token requests carry no ambient credential, so they need none.
+    pub fn check_csrf(&self, presented: Option<&str>) -> Result<(), AppError> {
+        match &self.via {
+            AuthVia::Token { .. } => Ok(()),
+            AuthVia::Session { csrf_hash, .. } => match presented {
+                Some(t) if ct_eq(&token_hash(t), csrf_hash) => Ok(()),
+                _ => Err(AppError::Csrf),
+            },
+        }
+    }
+}
+
+/// A valid session, possibly still owing its second factor (for the enrolment pages).
+#[derive(Debug, Clone)]
+pub struct SessionCaller {
+    pub session: Session,
+    pub user: User,
+    pub token: SecretString,
+}
+
+impl SessionCaller {
+    pub fn csrf(&self) -> String {
+        csrf_for(self.token.expose())
+    }
+
+    pub fn check_csrf(&self, presented: Option<&str>) -> Result<(), AppError> {
+        match presented {
+            Some(t) if ct_eq(&token_hash(t), &self.session.csrf_hash) => Ok(()),
+            _ => Err(AppError::Csrf),
+        }
+    }
+}
+
+pub fn idle_limit(state: &AppState, kind: PersonKind) -> Duration {
+    let s = &state.config.session;
+    let minutes = if kind == PersonKind::Staff { s.staff_idle_minutes } else { s.idle_minutes };
+    Duration::minutes(i64::from(minutes))
+}
+
+/// Resolves the session cookie, enforcing idle and absolute timeouts.
+pub async fn session_from_headers(state: &AppState, headers: &HeaderMap, client: &Client) -> Result<Option<SessionCaller>, AppError> {
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let hash = token_hash(token);
+    let Some(session) = state.store.session_by_hash(&hash).await? else {
+        return Ok(None);
+    };
+    let Some(user) = state.store.user(&session.user).await? else {
+        state.store.delete_session(&hash).await?;
+        return Ok(None);
+    };
+    let now = state.clock.now();
+    let absolute = Duration::minutes(i64::from(state.config.session.absolute_minutes));
+    if user.disabled || now - session.last_seen_at >= idle_limit(state, user.kind) || now - session.created_at >= absolute {
+        state.store.delete_session(&hash).await?;
+        security_event(state, SecurityEventKind::SessionExpired, true, "timeout", Some(&user), None, client).await?;
+        return Ok(None);
+    }
+    // Touch at most every 15 s: idle timeouts are minutes, writes are not free.
+    if now - session.last_seen_at >= Duration::seconds(15) {
+        state.store.touch_session(&hash, now).await?;
+    }
+    Ok(Some(SessionCaller { session, user, token: SecretString::new(token) }))
+}
+
+async fn principal_from_bearer(state: &AppState, token: &str, client: &Client) -> Result<Principal, AppError> {
+    let hash = token_hash(token.trim());
+    let now = state.clock.now();
+    let Some(t) = state.store.api_token_by_hash(&hash).await? else {
+        return Err(AppError::Unauthenticated);
+    };
+    if t.revoked_at.is_some() || t.expires_at <= now {
+        return Err(AppError::Unauthenticated);
+    }
+    let Some(user) = state.store.user(&t.user).await? else {
+        return Err(AppError::Unauthenticated);
+    };
+    if user.disabled {
+        return Err(AppError::Unauthenticated);
+    }
+    state.store.touch_api_token(&t.id, now).await?;
+    security_event(state, SecurityEventKind::TokenUse, true, &format!("token {}", t.id), Some(&user), None, client).await?;
+    finish(state, user, AuthVia::Token { id: t.id }).await
+}
+
+async fn finish(state: &AppState, user: User, via: AuthVia) -> Result<Principal, AppError> {
+    let tenant = state.store.tenant(&user.tenant).await?.ok_or(AppError::Unauthenticated)?;
+    let roles = if user.kind == PersonKind::Staff {
+        active_roles(&state.store.role_assignments(&user.tenant, &user.person).await?, state.clock.now())
+    } else {
+        Vec::new()
+    };
+    Ok(Principal { user, tenant, roles, via })
+}
+
+/// Resolves the caller from a bearer token or, failing that, a fully logged-in session.
+pub async fn principal(state: &AppState, headers: &HeaderMap, client: &Client) -> Result<Option<Principal>, AppError> {
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        let value = auth.to_str().map_err(|_| AppError::Unauthenticated)?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or(AppError::Unauthenticated)?;
+        return principal_from_bearer(state, token, client).await.map(Some);
+    }
+    match session_from_headers(state, headers, client).await? {
+        Some(s) if !s.session.pending_totp => {
+            let via = AuthVia::Session { id_hash: s.session.id_hash, csrf_hash: s.session.csrf_hash };
+            finish(state, s.user, via).await.map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let client = Client::from_request_parts(parts, state).await.unwrap_or_else(|e| match e {});
+        principal(state, &parts.headers, &client).await?.ok_or(AppError::Unauthenticated)
+    }
+}
+
+/// Records a security event. Failing to record one fails the request (fail closed).
+pub async fn security_event(
+    state: &AppState,
+    kind: SecurityEventKind,
+    ok: bool,
+    detail: &str,
+    user: Option<&User>,
+    username: Option<&str>,
+    client: &Client,
+) -> Result<(), AppError> {
+    let ev = NewSecurityEvent {
+        at: state.clock.now(),
+        tenant: user.map(|u| u.tenant.clone()),
+        user: user.map(|u| u.id.clone()),
+        username: user.map(|u| u.username.to_string()).or_else(|| username.map(str::to_string)),
+        kind,
+        outcome_ok: ok,
+        detail: detail.to_string(),
+        ip: Some(client.ip.to_string()),
+        user_agent: client.user_agent.clone(),
+    };
+    state
+        .store
+        .append_security_event(&ev)
+        .await
+        .map(|_| ())
+        .map_err(|e| AppError::Unavailable(format!("security event not recorded: {e}")))
+}

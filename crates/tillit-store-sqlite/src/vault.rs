@@ -1,0 +1,78 @@
+//! The key vault: wrapped keys in their own SQLite file (`keys/keyring.db`), apart from the
+//! data, so a copy of the database without it reveals nothing and destroying a key here
+//! shreds every copy of what it protected.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::Mutex;
+use tillit_crypto::{KeyError, KeyVault};
+
+pub struct SqliteKeyVault {
+    conn: Mutex<Connection>,
+}
+
+fn err(e: rusqlite::Error) -> KeyError {
+    KeyError::Vault(e.to_string())
+}
+
+impl SqliteKeyVault {
+    pub fn open(path: &Path) -> Result<Self, KeyError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| KeyError::Vault(format!("{}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        // Erased keys must not linger in free pages.
+        conn.pragma_update(None, "secure_delete", "ON").map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY, wrapped BLOB NOT NULL) STRICT;",
+        )
+        .map_err(err)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, KeyError> {
+        let c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        f(&c).map_err(err)
+    }
+}
+
+impl KeyVault for SqliteKeyVault {
+    fn get(&self, id: &str) -> Result<Option<Vec<u8>>, KeyError> {
+        self.with(|c| c.query_row("SELECT wrapped FROM keys WHERE id = ?1", [id], |r| r.get(0)).optional())
+    }
+
+    fn put_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, KeyError> {
+        self.with(|c| {
+            c.execute("INSERT OR IGNORE INTO keys (id, wrapped) VALUES (?1, ?2)", params![id, wrapped])?;
+            c.query_row("SELECT wrapped FROM keys WHERE id = ?1", [id], |r| r.get(0))
+        })
+    }
+
+    fn replace(&self, id: &str, wrapped: &[u8]) -> Result<(), KeyError> {
+        self.with(|c| c.execute("UPDATE keys SET wrapped = ?2 WHERE id = ?1", params![id, wrapped]).map(|_| ()))
+    }
+
+    fn destroy(&self, id: &str) -> Result<bool, KeyError> {
+        self.with(|c| {
+            let n = c.execute("DELETE FROM keys WHERE id = ?1", [id])?;
+            // Push the deletion out of the WAL into the main file, then truncate the WAL.
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(n > 0)
+        })
+    }
+
+    fn ids(&self) -> Result<Vec<String>, KeyError> {
+        self.with(|c| {
+            let mut s = c.prepare("SELECT id FROM keys ORDER BY id")?;
+            let rows = s.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+}
