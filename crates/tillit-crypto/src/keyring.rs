@@ -4,7 +4,7 @@
 //! to another tenant, patient or field. Wrapped keys live in a [`KeyVault`] kept apart from the
 //! data: destroying a patient's key makes every copy of that patient's data unreadable.
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use std::collections::HashMap;
@@ -42,7 +42,9 @@ pub trait KeyVault: Send + Sync + 'static {
 
 fn random_key() -> Result<KeyBytes, KeyError> {
     let mut k = Zeroizing::new([0u8; 32]);
-    SystemRandom::new().fill(k.as_mut()).map_err(|_| KeyError::Rng)?;
+    SystemRandom::new()
+        .fill(k.as_mut())
+        .map_err(|_| KeyError::Rng)?;
     Ok(k)
 }
 
@@ -50,10 +52,16 @@ fn random_key() -> Result<KeyBytes, KeyError> {
 fn seal_with(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
     let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).map_err(|_| KeyError::Open)?);
     let mut nonce = [0u8; NONCE_LEN];
-    SystemRandom::new().fill(&mut nonce).map_err(|_| KeyError::Rng)?;
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| KeyError::Rng)?;
     let mut buf = plaintext.to_vec();
-    k.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
-        .map_err(|_| KeyError::Open)?;
+    k.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad),
+        &mut buf,
+    )
+    .map_err(|_| KeyError::Open)?;
     let mut out = Vec::with_capacity(1 + NONCE_LEN + buf.len());
     out.push(FORMAT_V1);
     out.extend_from_slice(&nonce);
@@ -70,7 +78,10 @@ fn open_with(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<
     let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| KeyError::Open)?;
     let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).map_err(|_| KeyError::Open)?);
     let mut buf = Zeroizing::new(ct.to_vec());
-    let len = k.open_in_place(nonce, Aad::from(aad), &mut buf).map_err(|_| KeyError::Open)?.len();
+    let len = k
+        .open_in_place(nonce, Aad::from(aad), &mut buf)
+        .map_err(|_| KeyError::Open)?
+        .len();
     buf.truncate(len);
     Ok(buf)
 }
@@ -99,7 +110,10 @@ impl Kek {
     pub fn from_file(path: &Path) -> Result<Self, KeyError> {
         use std::io::Write;
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let err = |reason: String| KeyError::KeyFile { path: path.display().to_string(), reason };
+        let err = |reason: String| KeyError::KeyFile {
+            path: path.display().to_string(),
+            reason,
+        };
         if !path.exists() {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
@@ -112,12 +126,16 @@ impl Kek {
                 .mode(0o600)
                 .open(path)
                 .map_err(|e| err(e.to_string()))?;
-            f.write_all(key.as_ref()).and_then(|()| f.sync_all()).map_err(|e| err(e.to_string()))?;
+            f.write_all(key.as_ref())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| err(e.to_string()))?;
             return Ok(Self(key));
         }
         let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
         if meta.permissions().mode() & 0o077 != 0 {
-            return Err(err("is readable by group or others; run chmod 600 on it".into()));
+            return Err(err(
+                "is readable by group or others; run chmod 600 on it".into()
+            ));
         }
         let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| err(e.to_string()))?);
         let mut key = Zeroizing::new([0u8; 32]);
@@ -152,15 +170,26 @@ fn patient_key_id(tenant: &str, patient: &str) -> String {
 
 impl Keyring {
     pub fn new(kek: Kek, vault: Arc<dyn KeyVault>) -> Self {
-        Self { kek, vault, cache: Mutex::default() }
+        Self {
+            kek,
+            vault,
+            cache: Mutex::default(),
+        }
     }
 
     fn cached(&self, id: &str) -> Option<KeyBytes> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
     }
 
     fn remember(&self, id: &str, key: &KeyBytes) {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), key.clone());
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), key.clone());
     }
 
     /// Gets a key wrapped by `wrapping`, creating it if `create`.
@@ -193,19 +222,36 @@ impl Keyring {
 
     /// Encrypts a patient's data under that patient's key (created on first use).
     /// `context` names what it is (type, id, version) and is bound as AAD.
-    pub fn seal_for_patient(&self, tenant: &str, patient: &str, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
+    pub fn seal_for_patient(
+        &self,
+        tenant: &str,
+        patient: &str,
+        context: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
         let key = self.patient_key(tenant, patient, true)?;
         seal_with(&key, &aad(tenant, patient, context), plaintext)
     }
 
-    pub fn open_for_patient(&self, tenant: &str, patient: &str, context: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    pub fn open_for_patient(
+        &self,
+        tenant: &str,
+        patient: &str,
+        context: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         let key = self.patient_key(tenant, patient, false)?;
         open_with(&key, &aad(tenant, patient, context), sealed)
     }
 
     /// A keyed blind index of an identifying value: equal values match, and without the
     /// tenant's index key nobody can test a guess.
-    pub fn blind_index(&self, tenant: &str, field: &str, value: &str) -> Result<[u8; 32], KeyError> {
+    pub fn blind_index(
+        &self,
+        tenant: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<[u8; 32], KeyError> {
         let key = self.key(&index_key_id(tenant), &self.kek.0, true)?;
         let k = hmac::Key::new(hmac::HMAC_SHA256, key.as_ref());
         let mut ctx = hmac::Context::with_key(&k);
@@ -221,7 +267,10 @@ impl Keyring {
     /// Crypto-shredding: destroys a patient's key. Returns whether a key existed.
     pub fn destroy_patient_key(&self, tenant: &str, patient: &str) -> Result<bool, KeyError> {
         let id = patient_key_id(tenant, patient);
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
         self.vault.destroy(&id)
     }
 
@@ -233,7 +282,9 @@ impl Keyring {
             if !(id.starts_with("tenant/") || id.starts_with("tenant-index/")) {
                 continue;
             }
-            let Some(wrapped) = self.vault.get(&id)? else { continue };
+            let Some(wrapped) = self.vault.get(&id)? else {
+                continue;
+            };
             let key = unwrap_key(&self.kek.0, &id, &wrapped)?;
             let rewrapped = seal_with(&new_kek.0, id.as_bytes(), key.as_ref())?;
             self.vault.replace(&id, &rewrapped)?;
@@ -257,20 +308,45 @@ mod tests {
 
     impl KeyVault for MemVault {
         fn get(&self, id: &str) -> Result<Option<Vec<u8>>, KeyError> {
-            Ok(self.0.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned())
+            Ok(self
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id)
+                .cloned())
         }
         fn put_if_absent(&self, id: &str, w: &[u8]) -> Result<Vec<u8>, KeyError> {
-            Ok(self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(id.into()).or_insert_with(|| w.to_vec()).clone())
+            Ok(self
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(id.into())
+                .or_insert_with(|| w.to_vec())
+                .clone())
         }
         fn replace(&self, id: &str, w: &[u8]) -> Result<(), KeyError> {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(id.into(), w.to_vec());
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id.into(), w.to_vec());
             Ok(())
         }
         fn destroy(&self, id: &str) -> Result<bool, KeyError> {
-            Ok(self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id).is_some())
+            Ok(self
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id)
+                .is_some())
         }
         fn ids(&self) -> Result<Vec<String>, KeyError> {
-            Ok(self.0.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect())
+            Ok(self
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .cloned()
+                .collect())
         }
     }
 
@@ -281,9 +357,16 @@ mod tests {
     #[test]
     fn sealed_data_opens_only_in_its_context() {
         let k = ring(Arc::default());
-        let s = k.seal_for_patient("t1", "p1", "Patient/p1/1", b"Astrid").unwrap_or_default();
+        let s = k
+            .seal_for_patient("t1", "p1", "Patient/p1/1", b"Astrid")
+            .unwrap_or_default();
         assert!(!s.windows(6).any(|w| w == b"Astrid"));
-        assert_eq!(k.open_for_patient("t1", "p1", "Patient/p1/1", &s).map(|v| v.to_vec()).ok(), Some(b"Astrid".to_vec()));
+        assert_eq!(
+            k.open_for_patient("t1", "p1", "Patient/p1/1", &s)
+                .map(|v| v.to_vec())
+                .ok(),
+            Some(b"Astrid".to_vec())
+        );
         assert!(k.open_for_patient("t1", "p1", "Patient/p1/2", &s).is_err());
         assert!(k.open_for_patient("t1", "p2", "Patient/p1/1", &s).is_err());
         assert!(k.open_for_patient("t2", "p1", "Patient/p1/1", &s).is_err());
@@ -293,9 +376,14 @@ mod tests {
     fn destroying_a_patient_key_shreds_the_data_and_survives_restart() {
         let vault = Arc::new(MemVault::default());
         let k = ring(vault.clone());
-        let s = k.seal_for_patient("t1", "p1", "x", b"secret").unwrap_or_default();
+        let s = k
+            .seal_for_patient("t1", "p1", "x", b"secret")
+            .unwrap_or_default();
         assert!(k.destroy_patient_key("t1", "p1").unwrap_or(false));
-        assert!(matches!(k.open_for_patient("t1", "p1", "x", &s), Err(KeyError::Missing(_))));
+        assert!(matches!(
+            k.open_for_patient("t1", "p1", "x", &s),
+            Err(KeyError::Missing(_))
+        ));
         assert!(ring(vault).open_for_patient("t1", "p1", "x", &s).is_err());
     }
 
@@ -303,12 +391,23 @@ mod tests {
     fn kek_rotation_rewraps_without_touching_data() {
         let vault = Arc::new(MemVault::default());
         let mut k = ring(vault.clone());
-        let s = k.seal_for_patient("t1", "p1", "x", b"data").unwrap_or_default();
+        let s = k
+            .seal_for_patient("t1", "p1", "x", b"data")
+            .unwrap_or_default();
         let idx = k.blind_index("t1", "nid", "123").unwrap_or_default();
         assert_eq!(k.rotate_kek(Kek::from_bytes([9; 32])).unwrap_or(0), 2);
         let fresh = Keyring::new(Kek::from_bytes([9; 32]), vault.clone());
-        assert_eq!(fresh.open_for_patient("t1", "p1", "x", &s).map(|v| v.to_vec()).ok(), Some(b"data".to_vec()));
-        assert_eq!(fresh.blind_index("t1", "nid", "123").unwrap_or_default(), idx);
+        assert_eq!(
+            fresh
+                .open_for_patient("t1", "p1", "x", &s)
+                .map(|v| v.to_vec())
+                .ok(),
+            Some(b"data".to_vec())
+        );
+        assert_eq!(
+            fresh.blind_index("t1", "nid", "123").unwrap_or_default(),
+            idx
+        );
         let old = Keyring::new(Kek::from_bytes([7; 32]), vault);
         assert!(old.open_for_patient("t1", "p1", "x", &s).is_err());
     }
@@ -316,9 +415,23 @@ mod tests {
     #[test]
     fn blind_indexes_differ_per_tenant_and_field() {
         let k = ring(Arc::default());
-        let a = k.blind_index("t1", "nid", "12345678901").unwrap_or_default();
-        assert_eq!(a, k.blind_index("t1", "nid", " 12345678901 ").unwrap_or_default());
-        assert_ne!(a, k.blind_index("t2", "nid", "12345678901").unwrap_or_default());
-        assert_ne!(a, k.blind_index("t1", "name", "12345678901").unwrap_or_default());
+        let a = k
+            .blind_index("t1", "nid", "12345678901")
+            .unwrap_or_default();
+        assert_eq!(
+            a,
+            k.blind_index("t1", "nid", " 12345678901 ")
+                .unwrap_or_default()
+        );
+        assert_ne!(
+            a,
+            k.blind_index("t2", "nid", "12345678901")
+                .unwrap_or_default()
+        );
+        assert_ne!(
+            a,
+            k.blind_index("t1", "name", "12345678901")
+                .unwrap_or_default()
+        );
     }
 }

@@ -2,14 +2,16 @@
 
 use crate::auth::{self, LoginRequest};
 use crate::error::{AppError, AppResult};
-use crate::session::{self, clear_session_cookie, session_cookie, Client, Principal, SESSION_COOKIE};
+use crate::session::{
+    self, Client, Principal, SESSION_COOKIE, clear_session_cookie, session_cookie,
+};
 use crate::state::AppState;
 use crate::views;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use tillit_crypto::SecretString;
@@ -32,28 +34,53 @@ pub fn content_type(headers: &HeaderMap) -> String {
 }
 
 /// Parses a JSON body with a clear error; the body limit was applied by the router.
-pub fn parse_json<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> AppResult<T> {
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> AppResult<T> {
     if content_type(headers) != "application/json" {
-        return Err(AppError::UnsupportedMediaType("expected Content-Type: application/json".into()));
+        return Err(AppError::UnsupportedMediaType(
+            "expected Content-Type: application/json".into(),
+        ));
     }
-    serde_json::from_slice(body).map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 /// `POST /auth/login`: JSON for API clients, a form for the web page.
-pub async fn login(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match content_type(&headers).as_str() {
-        "application/json" => json_login(&state, &client, &headers, &body).await.unwrap_or_else(IntoResponse::into_response),
-        "application/x-www-form-urlencoded" => views::form_login(&state, &client, &headers, &body).await,
-        _ => AppError::UnsupportedMediaType("send the login as application/json or a form".into()).into_response(),
+        "application/json" => json_login(&state, &client, &headers, &body)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+        "application/x-www-form-urlencoded" => {
+            views::form_login(&state, &client, &headers, &body).await
+        }
+        _ => AppError::UnsupportedMediaType("send the login as application/json or a form".into())
+            .into_response(),
     }
 }
 
-async fn json_login(state: &AppState, client: &Client, headers: &HeaderMap, body: &[u8]) -> AppResult<Response> {
+async fn json_login(
+    state: &AppState,
+    client: &Client,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> AppResult<Response> {
     let req: JsonLogin = parse_json(headers, body)?;
     let outcome = auth::login(
         state,
         client,
-        LoginRequest { username: req.username, password: SecretString::new(req.password), totp: req.totp },
+        LoginRequest {
+            username: req.username,
+            password: SecretString::new(req.password),
+            totp: req.totp,
+        },
         session::cookie(headers, SESSION_COOKIE),
     )
     .await?;
@@ -65,14 +92,22 @@ async fn json_login(state: &AppState, client: &Client, headers: &HeaderMap, body
     });
     Ok((
         StatusCode::OK,
-        [(header::SET_COOKIE, session_cookie(outcome.session_token.expose(), outcome.max_age))],
+        [(
+            header::SET_COOKIE,
+            session_cookie(outcome.session_token.expose(), outcome.max_age),
+        )],
         Json(body),
     )
         .into_response())
 }
 
 /// `POST /auth/logout`: needs the session's CSRF token (`X-CSRF-Token` header or form field).
-pub async fn logout(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn logout(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let result: AppResult<Response> = async {
         let Some(session) = session::session_from_headers(&state, &headers, &client).await? else {
             return Err(AppError::Unauthenticated);

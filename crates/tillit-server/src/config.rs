@@ -1,8 +1,8 @@
 //! Configuration: defaults → TOML file → `TILLIT_SECTION__KEY` environment variables.
 //! Unknown keys are refused; an error names the key and the reason.
 
-use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -119,14 +119,22 @@ impl Config {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             if !file.is_file() {
-                return Err(ConfigError(format!("config file {} does not exist", file.display())));
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
             }
             fig = fig.merge(Toml::file_exact(file));
         }
         let fig = fig.merge(Env::prefixed("TILLIT_").split("__"));
         let cfg: Config = fig.extract().map_err(|e| {
             // Figment names the key ("for key `server.listen`"); keep every error it found.
-            ConfigError(e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+            ConfigError(
+                e.into_iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -137,14 +145,27 @@ impl Config {
         if self.session.staff_idle_minutes == 0 || self.session.idle_minutes == 0 {
             return bad("session.*_idle_minutes", "must be at least 1");
         }
-        if self.session.absolute_minutes < self.session.staff_idle_minutes.max(self.session.idle_minutes) {
-            return bad("session.absolute_minutes", "must not be shorter than the idle timeouts");
+        if self.session.absolute_minutes
+            < self
+                .session
+                .staff_idle_minutes
+                .max(self.session.idle_minutes)
+        {
+            return bad(
+                "session.absolute_minutes",
+                "must not be shorter than the idle timeouts",
+            );
         }
         if self.login.max_failures == 0 {
             return bad("login.max_failures", "must be at least 1");
         }
-        if self.login.lockout_seconds == 0 || self.login.max_lockout_seconds < self.login.lockout_seconds {
-            return bad("login.lockout_seconds", "must be at least 1 and not above login.max_lockout_seconds");
+        if self.login.lockout_seconds == 0
+            || self.login.max_lockout_seconds < self.login.lockout_seconds
+        {
+            return bad(
+                "login.lockout_seconds",
+                "must be at least 1 and not above login.max_lockout_seconds",
+            );
         }
         if self.limits.body_bytes < 1024 {
             return bad("limits.body_bytes", "must be at least 1024");
@@ -159,7 +180,11 @@ impl Config {
 
     /// A path from the config, resolved against `data_dir` when relative.
     pub fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() { p.to_path_buf() } else { self.data_dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.data_dir.join(p)
+        }
     }
 
     pub fn database_path(&self) -> PathBuf {
@@ -180,7 +205,8 @@ mod tests {
     use super::*;
 
     fn with_file(body: &str) -> Result<Config, ConfigError> {
-        let dir = std::env::temp_dir().join(format!("tillit-cfg-{}", tillit_core::PersonId::random()));
+        let dir =
+            std::env::temp_dir().join(format!("tillit-cfg-{}", tillit_core::PersonId::random()));
         std::fs::create_dir_all(&dir).map_err(|e| ConfigError(e.to_string()))?;
         let f = dir.join("tillit.toml");
         std::fs::write(&f, body).map_err(|e| ConfigError(e.to_string()))?;
@@ -197,13 +223,25 @@ mod tests {
 
     #[test]
     fn bad_config_names_the_key_and_reason() {
-        let e = with_file("[server]\nlisten = \"not an address\"\n").err().map(|e| e.to_string()).unwrap_or_default();
+        let e = with_file("[server]\nlisten = \"not an address\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("server.listen"), "{e}");
-        let e = with_file("[server]\nlisen = \"0.0.0.0:1\"\n").err().map(|e| e.to_string()).unwrap_or_default();
+        let e = with_file("[server]\nlisen = \"0.0.0.0:1\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("lisen"), "{e}");
-        let e = with_file("[session]\nstaff_idle_minutes = 0\n").err().map(|e| e.to_string()).unwrap_or_default();
+        let e = with_file("[session]\nstaff_idle_minutes = 0\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("idle_minutes"), "{e}");
-        let e = Config::load(Some(Path::new("/nonexistent/tillit.toml"))).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = Config::load(Some(Path::new("/nonexistent/tillit.toml")))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("does not exist"), "{e}");
     }
 }

@@ -1,7 +1,7 @@
 //! The one place where failures become HTTP. Every error has a stable code and a sentence a
 //! person can act on; causes go to the log (never secrets or patient data).
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tillit_store::StoreError;
 
@@ -65,8 +65,12 @@ impl AppError {
     /// Logs the cause (server side only) for errors the client is not told about.
     fn log(&self) {
         match self {
-            AppError::Internal(cause) => tracing::error!(code = self.code(), cause, "request failed"),
-            AppError::Unavailable(cause) => tracing::warn!(code = self.code(), cause, "request failed"),
+            AppError::Internal(cause) => {
+                tracing::error!(code = self.code(), cause, "request failed")
+            }
+            AppError::Unavailable(cause) => {
+                tracing::warn!(code = self.code(), cause, "request failed")
+            }
             _ => {}
         }
     }

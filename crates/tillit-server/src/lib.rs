@@ -17,18 +17,18 @@ pub mod throttle;
 pub mod tls;
 pub mod views;
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use error::AppError;
-use state::AppState;
 use std::time::Duration;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use config::Config;
+pub use state::AppState;
 
 /// Content-Security-Policy for every response: no inline script or style, nothing from
 /// elsewhere, no framing.
@@ -39,21 +39,36 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.limits.body_bytes;
     let timeout = Duration::from_secs(u64::from(state.config.limits.request_timeout_seconds));
     let headers = [
-        (header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"),
+        (
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        ),
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
-        (header::HeaderName::from_static("cross-origin-resource-policy"), "same-origin"),
-        (header::HeaderName::from_static("permissions-policy"), "camera=(), microphone=(), geolocation=()"),
+        (
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+        (
+            header::HeaderName::from_static("cross-origin-resource-policy"),
+            "same-origin",
+        ),
+        (
+            header::HeaderName::from_static("permissions-policy"),
+            "camera=(), microphone=(), geolocation=()",
+        ),
     ];
     let mut app = Router::new()
         .route("/", get(views::home))
         .route("/login", get(views::login_page))
         .route("/auth/login", post(api::login))
         .route("/auth/logout", post(api::logout))
-        .route("/account/totp", get(views::totp_page).post(views::totp_confirm))
+        .route(
+            "/account/totp",
+            get(views::totp_page).post(views::totp_confirm),
+        )
         .route("/api/me", get(api::me))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -63,15 +78,26 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(same_origin_guard))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), edge))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-            AppError::Internal("handler panicked".into()).into_response()
-        }));
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                AppError::Internal("handler panicked".into()).into_response()
+            },
+        ));
     for (name, value) in headers {
-        app = app.layer(SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value)));
+        app = app.layer(SetResponseHeaderLayer::overriding(
+            name,
+            HeaderValue::from_static(value),
+        ));
     }
-    app.layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .with_state(state)
+    app.layer(SetResponseHeaderLayer::if_not_present(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    ))
+    .with_state(state)
 }
 
 /// Counts requests and turns the framework's bare rejections (oversized body, bad query,
@@ -93,7 +119,8 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(limit).into_response(),
         StatusCode::METHOD_NOT_ALLOWED => {
-            let mut r = AppError::BadRequest("this method is not allowed here".into()).into_response();
+            let mut r =
+                AppError::BadRequest("this method is not allowed here".into()).into_response();
             *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
             if let Some(allow) = resp.headers().get(header::ALLOW) {
                 r.headers_mut().insert(header::ALLOW, allow.clone());
@@ -106,7 +133,8 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
             r
         }
         s => {
-            let mut r = AppError::BadRequest(format!("the request was not understood ({s})")).into_response();
+            let mut r = AppError::BadRequest(format!("the request was not understood ({s})"))
+                .into_response();
             *r.status_mut() = s;
             r
         }

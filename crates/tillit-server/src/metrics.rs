@@ -23,25 +23,49 @@ impl Metrics {
         let logins = Family::<Labels, Counter>::default();
         let tls_handshake_failures = Counter::default();
         let open_connections = Gauge::default();
-        registry.register("http_requests", "HTTP requests by method and status class", http_requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by method and status class",
+            http_requests.clone(),
+        );
         registry.register("logins", "Login attempts by outcome", logins.clone());
-        registry.register("tls_handshake_failures", "TLS handshakes that failed or timed out", tls_handshake_failures.clone());
-        registry.register("open_connections", "Client connections open now", open_connections.clone());
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed or timed out",
+            tls_handshake_failures.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "Client connections open now",
+            open_connections.clone(),
+        );
         let info = Family::<Labels, Gauge>::default();
-        info.get_or_create(&vec![("version".into(), env!("CARGO_PKG_VERSION").into())]).set(1);
+        info.get_or_create(&vec![("version".into(), env!("CARGO_PKG_VERSION").into())])
+            .set(1);
         registry.register("build_info", "Build information", info);
-        Self { registry, http_requests, logins, tls_handshake_failures, open_connections }
+        Self {
+            registry,
+            http_requests,
+            logins,
+            tls_handshake_failures,
+            open_connections,
+        }
     }
 
     pub fn count_request(&self, method: &str, status: u16) {
         let class = format!("{}xx", status / 100);
         self.http_requests
-            .get_or_create(&vec![("method".into(), method.into()), ("status".into(), class)])
+            .get_or_create(&vec![
+                ("method".into(), method.into()),
+                ("status".into(), class),
+            ])
             .inc();
     }
 
     pub fn count_login(&self, outcome: &'static str) {
-        self.logins.get_or_create(&vec![("outcome".into(), outcome.into())]).inc();
+        self.logins
+            .get_or_create(&vec![("outcome".into(), outcome.into())])
+            .inc();
     }
 
     pub fn render(&self) -> String {

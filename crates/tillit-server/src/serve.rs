@@ -2,10 +2,10 @@
 //! listener that does nothing but redirect to HTTPS.
 
 use crate::state::AppState;
-use axum::extract::ConnectInfo;
 use axum::Router;
-use hyper::body::Incoming;
+use axum::extract::ConnectInfo;
 use hyper::Request;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::future::Future;
 use std::sync::Arc;
@@ -23,7 +23,8 @@ pub async fn serve_https(
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let handshake_timeout = Duration::from_secs(u64::from(state.config.limits.handshake_timeout_seconds));
+    let handshake_timeout =
+        Duration::from_secs(u64::from(state.config.limits.handshake_timeout_seconds));
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -73,7 +74,11 @@ pub async fn serve_https(
 
 /// Plain HTTP: every request gets a permanent redirect to the same path on `https_base`.
 /// Nothing else is served here, and the Host header is not trusted for the target.
-pub async fn serve_redirect(listener: TcpListener, https_base: String, shutdown: impl Future<Output = ()>) {
+pub async fn serve_redirect(
+    listener: TcpListener,
+    https_base: String,
+    shutdown: impl Future<Output = ()>,
+) {
     let base: Arc<str> = Arc::from(https_base.trim_end_matches('/'));
     tokio::pin!(shutdown);
     loop {
@@ -90,7 +95,11 @@ pub async fn serve_redirect(listener: TcpListener, https_base: String, shutdown:
         let base = base.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+                let path = req
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_string();
                 let location = format!("{base}{path}");
                 async move {
                     hyper::Response::builder()

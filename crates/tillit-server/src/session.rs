@@ -4,11 +4,11 @@
 use crate::error::AppError;
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::{header, request::Parts, HeaderMap};
+use axum::http::{HeaderMap, header, request::Parts};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tillit_core::{PersonKind, Role};
-use tillit_crypto::{ct_eq, token_hash, SecretString};
-use tillit_store::{active_roles, NewSecurityEvent, SecurityEventKind, Session, Tenant, User};
+use tillit_crypto::{SecretString, ct_eq, token_hash};
+use tillit_store::{NewSecurityEvent, SecurityEventKind, Session, Tenant, User, active_roles};
 use time::Duration;
 
 /// `__Host-` prefix: Secure, no Domain, Path=/ — the browser refuses it otherwise.
@@ -17,7 +17,9 @@ pub const SESSION_COOKIE: &str = "__Host-tillit_session";
 pub const LOGIN_CSRF_COOKIE: &str = "__Host-tillit_login";
 
 pub fn session_cookie(token: &str, max_age_secs: i64) -> String {
-    format!("{SESSION_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}")
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}"
+    )
 }
 
 pub fn login_csrf_cookie(token: &str) -> String {
@@ -72,8 +74,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 
 #[derive(Debug, Clone)]
 pub enum AuthVia {
-    Session { id_hash: [u8; 32], csrf_hash: [u8; 32] },
-    Token { id: String },
+    Session {
+        id_hash: [u8; 32],
+        csrf_hash: [u8; 32],
+    },
+    Token {
+        id: String,
+    },
 }
 
 /// An authenticated caller, fully logged in (second factor done where required).
@@ -122,12 +129,20 @@ impl SessionCaller {
 
 pub fn idle_limit(state: &AppState, kind: PersonKind) -> Duration {
     let s = &state.config.session;
-    let minutes = if kind == PersonKind::Staff { s.staff_idle_minutes } else { s.idle_minutes };
+    let minutes = if kind == PersonKind::Staff {
+        s.staff_idle_minutes
+    } else {
+        s.idle_minutes
+    };
     Duration::minutes(i64::from(minutes))
 }
 
 /// Resolves the session cookie, enforcing idle and absolute timeouts.
-pub async fn session_from_headers(state: &AppState, headers: &HeaderMap, client: &Client) -> Result<Option<SessionCaller>, AppError> {
+pub async fn session_from_headers(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: &Client,
+) -> Result<Option<SessionCaller>, AppError> {
     let Some(token) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
@@ -141,19 +156,39 @@ pub async fn session_from_headers(state: &AppState, headers: &HeaderMap, client:
     };
     let now = state.clock.now();
     let absolute = Duration::minutes(i64::from(state.config.session.absolute_minutes));
-    if user.disabled || now - session.last_seen_at >= idle_limit(state, user.kind) || now - session.created_at >= absolute {
+    if user.disabled
+        || now - session.last_seen_at >= idle_limit(state, user.kind)
+        || now - session.created_at >= absolute
+    {
         state.store.delete_session(&hash).await?;
-        security_event(state, SecurityEventKind::SessionExpired, true, "timeout", Some(&user), None, client).await?;
+        security_event(
+            state,
+            SecurityEventKind::SessionExpired,
+            true,
+            "timeout",
+            Some(&user),
+            None,
+            client,
+        )
+        .await?;
         return Ok(None);
     }
     // Touch at most every 15 s: idle timeouts are minutes, writes are not free.
     if now - session.last_seen_at >= Duration::seconds(15) {
         state.store.touch_session(&hash, now).await?;
     }
-    Ok(Some(SessionCaller { session, user, token: SecretString::new(token) }))
+    Ok(Some(SessionCaller {
+        session,
+        user,
+        token: SecretString::new(token),
+    }))
 }
 
-async fn principal_from_bearer(state: &AppState, token: &str, client: &Client) -> Result<Principal, AppError> {
+async fn principal_from_bearer(
+    state: &AppState,
+    token: &str,
+    client: &Client,
+) -> Result<Principal, AppError> {
     let hash = token_hash(token.trim());
     let now = state.clock.now();
     let Some(t) = state.store.api_token_by_hash(&hash).await? else {
@@ -169,22 +204,50 @@ async fn principal_from_bearer(state: &AppState, token: &str, client: &Client) -
         return Err(AppError::Unauthenticated);
     }
     state.store.touch_api_token(&t.id, now).await?;
-    security_event(state, SecurityEventKind::TokenUse, true, &format!("token {}", t.id), Some(&user), None, client).await?;
+    security_event(
+        state,
+        SecurityEventKind::TokenUse,
+        true,
+        &format!("token {}", t.id),
+        Some(&user),
+        None,
+        client,
+    )
+    .await?;
     finish(state, user, AuthVia::Token { id: t.id }).await
 }
 
 async fn finish(state: &AppState, user: User, via: AuthVia) -> Result<Principal, AppError> {
-    let tenant = state.store.tenant(&user.tenant).await?.ok_or(AppError::Unauthenticated)?;
+    let tenant = state
+        .store
+        .tenant(&user.tenant)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
     let roles = if user.kind == PersonKind::Staff {
-        active_roles(&state.store.role_assignments(&user.tenant, &user.person).await?, state.clock.now())
+        active_roles(
+            &state
+                .store
+                .role_assignments(&user.tenant, &user.person)
+                .await?,
+            state.clock.now(),
+        )
     } else {
         Vec::new()
     };
-    Ok(Principal { user, tenant, roles, via })
+    Ok(Principal {
+        user,
+        tenant,
+        roles,
+        via,
+    })
 }
 
 /// Resolves the caller from a bearer token or, failing that, a fully logged-in session.
-pub async fn principal(state: &AppState, headers: &HeaderMap, client: &Client) -> Result<Option<Principal>, AppError> {
+pub async fn principal(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: &Client,
+) -> Result<Option<Principal>, AppError> {
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         let value = auth.to_str().map_err(|_| AppError::Unauthenticated)?;
         let token = value
@@ -195,7 +258,10 @@ pub async fn principal(state: &AppState, headers: &HeaderMap, client: &Client) -
     }
     match session_from_headers(state, headers, client).await? {
         Some(s) if !s.session.pending_totp => {
-            let via = AuthVia::Session { id_hash: s.session.id_hash, csrf_hash: s.session.csrf_hash };
+            let via = AuthVia::Session {
+                id_hash: s.session.id_hash,
+                csrf_hash: s.session.csrf_hash,
+            };
             finish(state, s.user, via).await.map(Some)
         }
         _ => Ok(None),
@@ -205,9 +271,16 @@ pub async fn principal(state: &AppState, headers: &HeaderMap, client: &Client) -
 impl FromRequestParts<AppState> for Principal {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let client = Client::from_request_parts(parts, state).await.unwrap_or_else(|e| match e {});
-        principal(state, &parts.headers, &client).await?.ok_or(AppError::Unauthenticated)
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let client = Client::from_request_parts(parts, state)
+            .await
+            .unwrap_or_else(|e| match e {});
+        principal(state, &parts.headers, &client)
+            .await?
+            .ok_or(AppError::Unauthenticated)
     }
 }
 
@@ -225,7 +298,9 @@ pub async fn security_event(
         at: state.clock.now(),
         tenant: user.map(|u| u.tenant.clone()),
         user: user.map(|u| u.id.clone()),
-        username: user.map(|u| u.username.to_string()).or_else(|| username.map(str::to_string)),
+        username: user
+            .map(|u| u.username.to_string())
+            .or_else(|| username.map(str::to_string)),
         kind,
         outcome_ok: ok,
         detail: detail.to_string(),

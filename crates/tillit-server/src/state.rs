@@ -20,9 +20,19 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, hasher: Arc<PasswordHasher>, config: Config) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        hasher: Arc<PasswordHasher>,
+        config: Config,
+    ) -> Self {
         let l = &config.login;
-        let throttle = Throttle::new(l.ip_max_failures, l.ip_window_seconds, l.lockout_seconds, l.max_lockout_seconds);
+        let throttle = Throttle::new(
+            l.ip_max_failures,
+            l.ip_window_seconds,
+            l.lockout_seconds,
+            l.max_lockout_seconds,
+        );
         Self {
             store,
             clock,

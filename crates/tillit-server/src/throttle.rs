@@ -49,7 +49,15 @@ impl Throttle {
 
     pub fn ip_failed(&self, ip: IpAddr, now: i64) {
         let mut map = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
-        fail(&mut map, ip, now, self.max_failures, self.window, self.base_block, self.max_block);
+        fail(
+            &mut map,
+            ip,
+            now,
+            self.max_failures,
+            self.window,
+            self.base_block,
+            self.max_block,
+        );
     }
 
     /// For usernames that do not exist: same policy as accounts (`max_failures`, doubling).
@@ -61,7 +69,15 @@ impl Throttle {
     pub fn name_failed(&self, name: &str, now: i64, max_failures: u32) {
         let mut map = self.by_name.lock().unwrap_or_else(|e| e.into_inner());
         // Accounts count failures without a window until a success; so do unknown names.
-        fail(&mut map, name.to_string(), now, max_failures.max(1), i64::MAX / 4, self.base_block, self.max_block);
+        fail(
+            &mut map,
+            name.to_string(),
+            now,
+            max_failures.max(1),
+            i64::MAX / 4,
+            self.base_block,
+            self.max_block,
+        );
     }
 
     /// The lockout for an account's `n`-th consecutive failure, if that failure locks it:
@@ -71,7 +87,11 @@ impl Throttle {
         if n == 0 || n % max_failures != 0 {
             return None;
         }
-        Some(backoff(n / max_failures - 1, self.base_block, self.max_block))
+        Some(backoff(
+            n / max_failures - 1,
+            self.base_block,
+            self.max_block,
+        ))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The TLS configuration: TLS 1.2 and 1.3 only, AEAD suites with forward secrecy only.
 
-use rustls::crypto::aws_lc_rs as provider;
 use rustls::crypto::CryptoProvider;
+use rustls::crypto::aws_lc_rs as provider;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
@@ -40,12 +40,20 @@ pub fn strong_provider() -> CryptoProvider {
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| TlsError::Cert { path: cert.display().to_string(), reason: e.to_string() })?;
+        .map_err(|e| TlsError::Cert {
+            path: cert.display().to_string(),
+            reason: e.to_string(),
+        })?;
     if certs.is_empty() {
-        return Err(TlsError::Cert { path: cert.display().to_string(), reason: "no certificate in file".into() });
+        return Err(TlsError::Cert {
+            path: cert.display().to_string(),
+            reason: "no certificate in file".into(),
+        });
     }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| TlsError::Key { path: key.display().to_string(), reason: e.to_string() })?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+        path: key.display().to_string(),
+        reason: e.to_string(),
+    })?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(strong_provider()))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Config(e.to_string()))?

@@ -3,14 +3,16 @@
 
 use crate::auth::{self, LoginRequest};
 use crate::error::AppError;
-use crate::session::{self, login_csrf_cookie, session_cookie, Client, Principal, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use crate::session::{
+    self, Client, LOGIN_CSRF_COOKIE, Principal, SESSION_COOKIE, login_csrf_cookie, session_cookie,
+};
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use std::collections::HashMap;
-use tillit_crypto::{ct_eq, random_token, totp_qr_svg, SecretString};
+use tillit_crypto::{SecretString, ct_eq, random_token, totp_qr_svg};
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -69,7 +71,13 @@ pub fn error_page(err: &AppError) -> Response {
     if let AppError::Internal(c) | AppError::Unavailable(c) = err {
         tracing::error!(code = err.code(), cause = %c, "page failed");
     }
-    render(err.status(), &ErrorPage { heading, message: &err.to_string() })
+    render(
+        err.status(),
+        &ErrorPage {
+            heading,
+            message: &err.to_string(),
+        },
+    )
 }
 
 pub fn form_field(body: &[u8], name: &str) -> Option<String> {
@@ -89,21 +97,53 @@ fn form_fields(body: &[u8]) -> HashMap<String, String> {
 pub async fn login_page(Query(q): Query<HashMap<String, String>>) -> Response {
     let csrf = random_token("");
     let info = q.contains_key("logged_out").then_some("Du er logget ut.");
-    let info = info.or_else(|| q.contains_key("expired").then_some("Økten din er utløpt. Logg inn på nytt."));
-    let page = render(StatusCode::OK, &LoginPage { csrf: csrf.expose(), username: "", error: None, info });
-    ([(header::SET_COOKIE, login_csrf_cookie(csrf.expose()))], page).into_response()
+    let info = info.or_else(|| {
+        q.contains_key("expired")
+            .then_some("Økten din er utløpt. Logg inn på nytt.")
+    });
+    let page = render(
+        StatusCode::OK,
+        &LoginPage {
+            csrf: csrf.expose(),
+            username: "",
+            error: None,
+            info,
+        },
+    );
+    (
+        [(header::SET_COOKIE, login_csrf_cookie(csrf.expose()))],
+        page,
+    )
+        .into_response()
 }
 
 /// The form branch of `POST /auth/login`.
-pub async fn form_login(state: &AppState, client: &Client, headers: &HeaderMap, body: &[u8]) -> Response {
+pub async fn form_login(
+    state: &AppState,
+    client: &Client,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     let mut f = form_fields(body);
     let username = f.remove("username").unwrap_or_default();
     let csrf_cookie = session::cookie(headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     let csrf_form = f.remove("csrf").unwrap_or_default();
     let fresh = random_token("");
     let again = |status: StatusCode, msg: &str| {
-        let page = render(status, &LoginPage { csrf: fresh.expose(), username: &username, error: Some(msg), info: None });
-        ([(header::SET_COOKIE, login_csrf_cookie(fresh.expose()))], page).into_response()
+        let page = render(
+            status,
+            &LoginPage {
+                csrf: fresh.expose(),
+                username: &username,
+                error: Some(msg),
+                info: None,
+            },
+        );
+        (
+            [(header::SET_COOKIE, login_csrf_cookie(fresh.expose()))],
+            page,
+        )
+            .into_response()
     };
     if csrf_cookie.is_empty() || !ct_eq(csrf_cookie.as_bytes(), csrf_form.as_bytes()) {
         return again(StatusCode::FORBIDDEN, &AppError::Csrf.to_string());
@@ -115,12 +155,26 @@ pub async fn form_login(state: &AppState, client: &Client, headers: &HeaderMap, 
     };
     match auth::login(state, client, req, session::cookie(headers, SESSION_COOKIE)).await {
         Ok(o) => {
-            let to = if o.enrolment_required { "/account/totp" } else { "/" };
-            ([(header::SET_COOKIE, session_cookie(o.session_token.expose(), o.max_age))], Redirect::to(to)).into_response()
+            let to = if o.enrolment_required {
+                "/account/totp"
+            } else {
+                "/"
+            };
+            (
+                [(
+                    header::SET_COOKIE,
+                    session_cookie(o.session_token.expose(), o.max_age),
+                )],
+                Redirect::to(to),
+            )
+                .into_response()
         }
         Err(e @ (AppError::BadCredentials | AppError::Throttled { .. })) => {
             let msg = match e {
-                AppError::Throttled { retry_after } => format!("For mange mislykkede forsøk. Prøv igjen om {} minutter.", retry_after.div_ceil(60)),
+                AppError::Throttled { retry_after } => format!(
+                    "For mange mislykkede forsøk. Prøv igjen om {} minutter.",
+                    retry_after.div_ceil(60)
+                ),
                 _ => "Feil brukernavn, passord eller engangskode.".to_string(),
             };
             again(e.status(), &msg)
@@ -148,8 +202,15 @@ pub async fn home(State(state): State<AppState>, client: Client, headers: Header
 }
 
 fn home_page(p: &Principal, headers: &HeaderMap) -> Response {
-    let csrf = session::cookie(headers, SESSION_COOKIE).map(session::csrf_for).unwrap_or_default();
-    let roles = p.roles.iter().map(|r| r.code()).collect::<Vec<_>>().join(", ");
+    let csrf = session::cookie(headers, SESSION_COOKIE)
+        .map(session::csrf_for)
+        .unwrap_or_default();
+    let roles = p
+        .roles
+        .iter()
+        .map(|r| r.code())
+        .collect::<Vec<_>>()
+        .join(", ");
     render(
         StatusCode::OK,
         &HomePage {
@@ -163,9 +224,15 @@ fn home_page(p: &Principal, headers: &HeaderMap) -> Response {
 }
 
 /// `GET /account/totp`: the enrolment page with the QR code.
-pub async fn totp_page(State(state): State<AppState>, client: Client, headers: HeaderMap) -> Response {
+pub async fn totp_page(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+) -> Response {
     let result = async {
-        let s = session::session_from_headers(&state, &headers, &client).await?.ok_or(AppError::Unauthenticated)?;
+        let s = session::session_from_headers(&state, &headers, &client)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
         Ok::<_, AppError>(totp_form(&state, &s, None, StatusCode::OK).await)
     }
     .await;
@@ -176,7 +243,12 @@ pub async fn totp_page(State(state): State<AppState>, client: Client, headers: H
     }
 }
 
-async fn totp_form(state: &AppState, s: &session::SessionCaller, error: Option<&str>, status: StatusCode) -> Response {
+async fn totp_form(
+    state: &AppState,
+    s: &session::SessionCaller,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
     let secret = match auth::enrolment_secret(state, s).await {
         Ok(secret) => secret,
         Err(e) => return error_page(&e),
@@ -200,16 +272,32 @@ async fn totp_form(state: &AppState, s: &session::SessionCaller, error: Option<&
 }
 
 /// `POST /account/totp`: confirm enrolment with a code.
-pub async fn totp_confirm(State(state): State<AppState>, client: Client, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+pub async fn totp_confirm(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let mut f = form_fields(&body);
     let result = async {
-        let s = session::session_from_headers(&state, &headers, &client).await?.ok_or(AppError::Unauthenticated)?;
+        let s = session::session_from_headers(&state, &headers, &client)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
         s.check_csrf(f.get("csrf").map(String::as_str))?;
         // Refresh the session record so the enrolment secret is current.
         let code = f.remove("code").unwrap_or_default();
         match auth::confirm_enrolment(&state, &client, &s, &code).await {
-            Ok(o) => Ok(([(header::SET_COOKIE, session_cookie(o.session_token.expose(), o.max_age))], Redirect::to("/")).into_response()),
-            Err(AppError::BadRequest(msg)) => Ok(totp_form(&state, &s, Some(&msg), StatusCode::BAD_REQUEST).await),
+            Ok(o) => Ok((
+                [(
+                    header::SET_COOKIE,
+                    session_cookie(o.session_token.expose(), o.max_age),
+                )],
+                Redirect::to("/"),
+            )
+                .into_response()),
+            Err(AppError::BadRequest(msg)) => {
+                Ok(totp_form(&state, &s, Some(&msg), StatusCode::BAD_REQUEST).await)
+            }
             Err(e) => Err(e),
         }
     }
@@ -224,7 +312,10 @@ pub async fn totp_confirm(State(state): State<AppState>, client: Client, headers
 /// `GET /static/tillit.css`: the one stylesheet, served from the binary.
 pub async fn stylesheet() -> Response {
     (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
         include_str!("../static/tillit.css"),
     )
         .into_response()

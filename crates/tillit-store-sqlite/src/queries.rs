@@ -684,8 +684,20 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn link_relative(&self, tenant: &TenantId, relative: &PersonId, patient: &PersonId, relationship: &str, at: OffsetDateTime) -> StoreResult<()> {
-        let (tenant, relative, patient, relationship) = (tenant.clone(), relative.clone(), patient.clone(), relationship.to_string());
+    async fn link_relative(
+        &self,
+        tenant: &TenantId,
+        relative: &PersonId,
+        patient: &PersonId,
+        relationship: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let (tenant, relative, patient, relationship) = (
+            tenant.clone(),
+            relative.clone(),
+            patient.clone(),
+            relationship.to_string(),
+        );
         self.write(move |tx| {
             let kinds: Vec<String> = {
                 let mut s = tx
@@ -706,7 +718,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn patients_of_relative(&self, tenant: &TenantId, relative: &PersonId) -> StoreResult<Vec<PersonId>> {
+    async fn patients_of_relative(
+        &self,
+        tenant: &TenantId,
+        relative: &PersonId,
+    ) -> StoreResult<Vec<PersonId>> {
         let (tenant, relative) = (tenant.clone(), relative.clone());
         self.read(move |c| {
             let mut s = c
@@ -857,17 +873,25 @@ impl Store for SqliteStore {
     async fn delete_sessions_of_user(&self, user: &UserId) -> StoreResult<()> {
         let id = user.0.clone();
         self.write(move |tx| {
-            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id]).map_err(driver)?;
+            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])
+                .map_err(driver)?;
             Ok(())
         })
         .await
     }
 
-    async fn set_session_totp_enrolment(&self, hash: &[u8; 32], secret_b32: Option<&str>) -> StoreResult<()> {
+    async fn set_session_totp_enrolment(
+        &self,
+        hash: &[u8; 32],
+        secret_b32: Option<&str>,
+    ) -> StoreResult<()> {
         let (hash, secret) = (hash.to_vec(), secret_b32.map(str::to_string));
         self.write(move |tx| {
             let n = tx
-                .execute("UPDATE sessions SET totp_enrolment = ?2 WHERE id_hash = ?1", params![hash, secret])
+                .execute(
+                    "UPDATE sessions SET totp_enrolment = ?2 WHERE id_hash = ?1",
+                    params![hash, secret],
+                )
                 .map_err(driver)?;
             expect_changed(n, "session")
         })

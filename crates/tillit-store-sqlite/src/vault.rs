@@ -2,7 +2,7 @@
 //! data, so a copy of the database without it reveals nothing and destroying a key here
 //! shreds every copy of what it protected.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::Mutex;
 use tillit_crypto::{KeyError, KeyVault};
@@ -18,14 +18,19 @@ fn err(e: rusqlite::Error) -> KeyError {
 impl SqliteKeyVault {
     pub fn open(path: &Path) -> Result<Self, KeyError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| KeyError::Vault(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| KeyError::Vault(format!("{}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
         // Erased keys must not linger in free pages.
-        conn.pragma_update(None, "secure_delete", "ON").map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY, wrapped BLOB NOT NULL) STRICT;",
         )
@@ -34,7 +39,9 @@ impl SqliteKeyVault {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn with<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, KeyError> {
@@ -45,18 +52,30 @@ impl SqliteKeyVault {
 
 impl KeyVault for SqliteKeyVault {
     fn get(&self, id: &str) -> Result<Option<Vec<u8>>, KeyError> {
-        self.with(|c| c.query_row("SELECT wrapped FROM keys WHERE id = ?1", [id], |r| r.get(0)).optional())
+        self.with(|c| {
+            c.query_row("SELECT wrapped FROM keys WHERE id = ?1", [id], |r| r.get(0))
+                .optional()
+        })
     }
 
     fn put_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, KeyError> {
         self.with(|c| {
-            c.execute("INSERT OR IGNORE INTO keys (id, wrapped) VALUES (?1, ?2)", params![id, wrapped])?;
+            c.execute(
+                "INSERT OR IGNORE INTO keys (id, wrapped) VALUES (?1, ?2)",
+                params![id, wrapped],
+            )?;
             c.query_row("SELECT wrapped FROM keys WHERE id = ?1", [id], |r| r.get(0))
         })
     }
 
     fn replace(&self, id: &str, wrapped: &[u8]) -> Result<(), KeyError> {
-        self.with(|c| c.execute("UPDATE keys SET wrapped = ?2 WHERE id = ?1", params![id, wrapped]).map(|_| ()))
+        self.with(|c| {
+            c.execute(
+                "UPDATE keys SET wrapped = ?2 WHERE id = ?1",
+                params![id, wrapped],
+            )
+            .map(|_| ())
+        })
     }
 
     fn destroy(&self, id: &str) -> Result<bool, KeyError> {

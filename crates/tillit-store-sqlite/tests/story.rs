@@ -272,9 +272,15 @@ async fn story(store: Arc<dyn Store>) {
         totp_enrolment: None,
     };
     store.create_session(&s).await.unwrap();
-    store.set_session_totp_enrolment(&[1; 32], Some("ABC")).await.unwrap();
+    store
+        .set_session_totp_enrolment(&[1; 32], Some("ABC"))
+        .await
+        .unwrap();
     let back = store.session_by_hash(&[1; 32]).await.unwrap().unwrap();
-    assert_eq!((back.pending_totp, back.totp_enrolment.as_deref()), (true, Some("ABC")));
+    assert_eq!(
+        (back.pending_totp, back.totp_enrolment.as_deref()),
+        (true, Some("ABC"))
+    );
     assert_eq!(
         store
             .delete_expired_sessions(now() + time::Duration::seconds(1), now())

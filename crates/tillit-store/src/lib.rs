@@ -109,8 +109,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<CareRelationship>>;
 
     /// Records that `relative` is a relative of `patient` (both persons of the tenant).
-    async fn link_relative(&self, tenant: &TenantId, relative: &PersonId, patient: &PersonId, relationship: &str, at: OffsetDateTime) -> StoreResult<()>;
-    async fn patients_of_relative(&self, tenant: &TenantId, relative: &PersonId) -> StoreResult<Vec<PersonId>>;
+    async fn link_relative(
+        &self,
+        tenant: &TenantId,
+        relative: &PersonId,
+        patient: &PersonId,
+        relationship: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    async fn patients_of_relative(
+        &self,
+        tenant: &TenantId,
+        relative: &PersonId,
+    ) -> StoreResult<Vec<PersonId>>;
 
     // --- API tokens ---
     async fn create_api_token(
@@ -134,7 +145,11 @@ pub trait Store: Send + Sync + 'static {
     async fn touch_session(&self, hash: &[u8; 32], at: OffsetDateTime) -> StoreResult<()>;
     async fn delete_session(&self, hash: &[u8; 32]) -> StoreResult<()>;
     async fn delete_sessions_of_user(&self, user: &UserId) -> StoreResult<()>;
-    async fn set_session_totp_enrolment(&self, hash: &[u8; 32], secret_b32: Option<&str>) -> StoreResult<()>;
+    async fn set_session_totp_enrolment(
+        &self,
+        hash: &[u8; 32],
+        secret_b32: Option<&str>,
+    ) -> StoreResult<()>;
     async fn delete_expired_sessions(
         &self,
         idle_before: OffsetDateTime,

@@ -3,8 +3,8 @@
 
 use anyhow::{Context, Result};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -48,8 +48,10 @@ pub fn ensure_demo_tls(data_dir: &Path, now: OffsetDateTime) -> Result<DemoTls> 
         let ca_key = KeyPair::generate().context("generating the CA key")?;
         let mut ca = CertificateParams::default();
         ca.distinguished_name = DistinguishedName::new();
-        ca.distinguished_name.push(DnType::CommonName, "Tillit demo CA (local only)");
-        ca.distinguished_name.push(DnType::OrganizationName, "Tillit demo");
+        ca.distinguished_name
+            .push(DnType::CommonName, "Tillit demo CA (local only)");
+        ca.distinguished_name
+            .push(DnType::OrganizationName, "Tillit demo");
         ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         ca.not_before = now - Duration::days(1);
@@ -57,17 +59,24 @@ pub fn ensure_demo_tls(data_dir: &Path, now: OffsetDateTime) -> Result<DemoTls> 
         let ca_pem = ca.self_signed(&ca_key).context("signing the CA")?.pem();
 
         let key = KeyPair::generate().context("generating the server key")?;
-        let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).context("server certificate")?;
-        leaf.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        leaf.subject_alt_names.push(SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        let mut leaf =
+            CertificateParams::new(vec!["localhost".to_string()]).context("server certificate")?;
+        leaf.subject_alt_names
+            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        leaf.subject_alt_names
+            .push(SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)));
         leaf.distinguished_name = DistinguishedName::new();
-        leaf.distinguished_name.push(DnType::CommonName, "localhost");
+        leaf.distinguished_name
+            .push(DnType::CommonName, "localhost");
         leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         leaf.not_before = now - Duration::days(1);
         leaf.not_after = now + Duration::days(365);
         let issuer = Issuer::new(ca, ca_key);
-        let leaf_pem = leaf.signed_by(&key, &issuer).context("signing the server certificate")?.pem();
+        let leaf_pem = leaf
+            .signed_by(&key, &issuer)
+            .context("signing the server certificate")?
+            .pem();
 
         // The CA key is not kept: nothing else will ever be signed by this demo CA.
         write_private(&server_key, key.serialize_pem().as_bytes())?;
@@ -75,7 +84,13 @@ pub fn ensure_demo_tls(data_dir: &Path, now: OffsetDateTime) -> Result<DemoTls> 
         std::fs::write(&ca_cert, &ca_pem)?;
     }
     let ca_fingerprint = fingerprint(&ca_cert)?;
-    Ok(DemoTls { ca_cert, server_cert, server_key, ca_fingerprint, created })
+    Ok(DemoTls {
+        ca_cert,
+        server_cert,
+        server_key,
+        ca_fingerprint,
+        created,
+    })
 }
 
 fn fingerprint(pem: &Path) -> Result<String> {
@@ -83,5 +98,10 @@ fn fingerprint(pem: &Path) -> Result<String> {
     let der = rustls_pki_types::CertificateDer::from_pem_file(pem)
         .with_context(|| format!("cannot read {}", pem.display()))?;
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref());
-    Ok(digest.as_ref().iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"))
+    Ok(digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":"))
 }

@@ -2,20 +2,21 @@
 //! with synthetic Norwegian national ids, relatives, and care relationships chosen so that
 //! every access case can be shown. Also writes `demo-credentials.json` (a scripting contract).
 
-use crate::people::{self, NewAccount, PatientProfile};
 use crate::Ctx;
+use crate::people::{self, NewAccount, PatientProfile};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 use tillit_core::national_id::{NationalId, Sex};
-use tillit_core::{OrgUnitId, Period, PersonId, PersonKind, Role, TenantId, Username};
+use tillit_core::{OrgUnitId, Period, PersonId, PersonKind, Role, Username};
 use tillit_crypto::{random_token, token_hash};
 use tillit_store::{
-    active_patients, active_roles, CareParty, NewApiToken, NewCareRelationship, NewOrgUnit, NewRoleAssignment, Tenant,
+    CareParty, NewApiToken, NewCareRelationship, NewOrgUnit, NewRoleAssignment, Tenant,
+    active_patients, active_roles,
 };
 use time::macros::date;
-use time::{Date, Duration, OffsetDateTime};
+use time::{Date, Duration};
 
 pub const NORDBY: &str = "Nordby kommune";
 pub const SORBY: &str = "Sørby sykehus";
@@ -28,8 +29,20 @@ struct DemoPatient {
     sex: Sex,
 }
 
-const fn p(key: &'static str, given: &'static str, family: &'static str, born: Date, sex: Sex) -> DemoPatient {
-    DemoPatient { key, given, family, born, sex }
+const fn p(
+    key: &'static str,
+    given: &'static str,
+    family: &'static str,
+    born: Date,
+    sex: Sex,
+) -> DemoPatient {
+    DemoPatient {
+        key,
+        given,
+        family,
+        born,
+        sex,
+    }
 }
 
 use Sex::{Female as F, Male as M};
@@ -81,31 +94,96 @@ const UNIT_LEGE: &str = "Legekontoret";
 const UNIT_SORBY: &str = "Medisinsk avdeling";
 
 const NORDBY_STAFF: &[DemoStaff] = &[
-    DemoStaff { username: "lege.lund", name: "Ingrid Lund", role: Role::Physician, unit: UNIT_LEGE, hpr: "9144889" },
-    DemoStaff { username: "sykepleier.haugen", name: "Marte Haugen", role: Role::Nurse, unit: UNIT_NORD, hpr: "9001234" },
-    DemoStaff { username: "sykepleier.dahl", name: "Eirik Dahl", role: Role::Nurse, unit: UNIT_SOR, hpr: "9005678" },
-    DemoStaff { username: "helsefagarbeider.aas", name: "Jonas Aas", role: Role::CareAssistant, unit: UNIT_NORD, hpr: "9009012" },
-    DemoStaff { username: "sekretaer.berg", name: "Lise Berg", role: Role::Secretary, unit: UNIT_LEGE, hpr: "" },
-    DemoStaff { username: "sikkerhet.moe", name: "Trond Moe", role: Role::SecurityOfficer, unit: UNIT_ROOT, hpr: "" },
-    DemoStaff { username: "admin.nilsen", name: "Hege Nilsen", role: Role::TenantAdmin, unit: UNIT_ROOT, hpr: "" },
+    DemoStaff {
+        username: "lege.lund",
+        name: "Ingrid Lund",
+        role: Role::Physician,
+        unit: UNIT_LEGE,
+        hpr: "9144889",
+    },
+    DemoStaff {
+        username: "sykepleier.haugen",
+        name: "Marte Haugen",
+        role: Role::Nurse,
+        unit: UNIT_NORD,
+        hpr: "9001234",
+    },
+    DemoStaff {
+        username: "sykepleier.dahl",
+        name: "Eirik Dahl",
+        role: Role::Nurse,
+        unit: UNIT_SOR,
+        hpr: "9005678",
+    },
+    DemoStaff {
+        username: "helsefagarbeider.aas",
+        name: "Jonas Aas",
+        role: Role::CareAssistant,
+        unit: UNIT_NORD,
+        hpr: "9009012",
+    },
+    DemoStaff {
+        username: "sekretaer.berg",
+        name: "Lise Berg",
+        role: Role::Secretary,
+        unit: UNIT_LEGE,
+        hpr: "",
+    },
+    DemoStaff {
+        username: "sikkerhet.moe",
+        name: "Trond Moe",
+        role: Role::SecurityOfficer,
+        unit: UNIT_ROOT,
+        hpr: "",
+    },
+    DemoStaff {
+        username: "admin.nilsen",
+        name: "Hege Nilsen",
+        role: Role::TenantAdmin,
+        unit: UNIT_ROOT,
+        hpr: "",
+    },
 ];
 
-const SORBY_STAFF: &[DemoStaff] =
-    &[DemoStaff { username: "lege.sorby", name: "Kristoffer Bø", role: Role::Physician, unit: UNIT_SORBY, hpr: "9144900" }];
+const SORBY_STAFF: &[DemoStaff] = &[DemoStaff {
+    username: "lege.sorby",
+    name: "Kristoffer Bø",
+    role: Role::Physician,
+    unit: UNIT_SORBY,
+    hpr: "9144900",
+}];
 
 /// Who has a need to know whom. Unit relationships reach everyone with a role in that unit.
 /// Chosen so that staff share patients (p01–p03), every staff member has patients outside
 /// their list, p22's relationship has ended and p23's has not begun, and p21 has no one.
 const UNIT_CARE: &[(&str, &[&str], &str)] = &[
-    (UNIT_LEGE, &["p01", "p02", "p03", "p04", "p05", "p06", "p07", "p08", "p09", "p10"], "Fastlege"),
-    (UNIT_NORD, &["p09", "p10", "p11", "p12", "p13", "p14"], "Hjemmesykepleie, vedtak"),
-    (UNIT_SOR, &["p15", "p16", "p17", "p18", "p19", "p20"], "Hjemmesykepleie, vedtak"),
+    (
+        UNIT_LEGE,
+        &[
+            "p01", "p02", "p03", "p04", "p05", "p06", "p07", "p08", "p09", "p10",
+        ],
+        "Fastlege",
+    ),
+    (
+        UNIT_NORD,
+        &["p09", "p10", "p11", "p12", "p13", "p14"],
+        "Hjemmesykepleie, vedtak",
+    ),
+    (
+        UNIT_SOR,
+        &["p15", "p16", "p17", "p18", "p19", "p20"],
+        "Hjemmesykepleie, vedtak",
+    ),
 ];
 const PERSONAL_CARE: &[(&str, &[&str], &str)] =
     &[("sykepleier.haugen", &["p01", "p02", "p03"], "Primærkontakt")];
 
 /// Patients who can log in, and relatives (username, name, patient, relationship).
-const PATIENT_LOGINS: &[(&str, &str)] = &[("p01", "astrid.haugland"), ("p05", "berit.solberg"), ("p21", "ragnhild.fjeld")];
+const PATIENT_LOGINS: &[(&str, &str)] = &[
+    ("p01", "astrid.haugland"),
+    ("p05", "berit.solberg"),
+    ("p21", "ragnhild.fjeld"),
+];
 const RELATIVES: &[(&str, &str, &str, &str)] = &[
     ("kari.haugland", "Kari Haugland", "p01", "datter"),
     ("magnus.solberg", "Magnus Solberg", "p05", "sønn"),
@@ -126,7 +204,8 @@ fn demo_totp(username: &str) -> String {
         .map(|i| {
             let bit = i * 5;
             let byte = bit / 8;
-            let word = (u16::from(h.get(byte).copied().unwrap_or(0)) << 8) | u16::from(h.get(byte + 1).copied().unwrap_or(0));
+            let word = (u16::from(h.get(byte).copied().unwrap_or(0)) << 8)
+                | u16::from(h.get(byte + 1).copied().unwrap_or(0));
             let idx = (word >> (11 - bit % 8)) & 0x1f;
             char::from(ALPHABET.get(usize::from(idx)).copied().unwrap_or(b'A'))
         })
@@ -148,7 +227,17 @@ pub async fn seed(ctx: &Ctx) -> Result<()> {
     let open = Period::new(since, None)?;
 
     for (tenant_name, units, staff, patients) in [
-        (NORDBY, vec![(UNIT_ROOT, None), (UNIT_NORD, Some(UNIT_ROOT)), (UNIT_SOR, Some(UNIT_ROOT)), (UNIT_LEGE, Some(UNIT_ROOT))], NORDBY_STAFF, NORDBY_PATIENTS),
+        (
+            NORDBY,
+            vec![
+                (UNIT_ROOT, None),
+                (UNIT_NORD, Some(UNIT_ROOT)),
+                (UNIT_SOR, Some(UNIT_ROOT)),
+                (UNIT_LEGE, Some(UNIT_ROOT)),
+            ],
+            NORDBY_STAFF,
+            NORDBY_PATIENTS,
+        ),
         (SORBY, vec![(UNIT_SORBY, None)], SORBY_STAFF, SORBY_PATIENTS),
     ] {
         let tenant = ctx.store.create_tenant(tenant_name, now).await?;
@@ -167,7 +256,14 @@ pub async fn seed(ctx: &Ctx) -> Result<()> {
         }
         for s in staff {
             let person = pid(tenant_name, s.username);
-            people::create_staff(ctx, &tenant.id, &person, s.name, (!s.hpr.is_empty()).then_some(s.hpr)).await?;
+            people::create_staff(
+                ctx,
+                &tenant.id,
+                &person,
+                s.name,
+                (!s.hpr.is_empty()).then_some(s.hpr),
+            )
+            .await?;
             people::create_account(
                 ctx,
                 &NewAccount {
@@ -181,7 +277,13 @@ pub async fn seed(ctx: &Ctx) -> Result<()> {
             .await?;
             ctx.store
                 .assign_role(
-                    &NewRoleAssignment { tenant: tenant.id.clone(), person, role: s.role, org_unit: uid(tenant_name, s.unit), period: open },
+                    &NewRoleAssignment {
+                        tenant: tenant.id.clone(),
+                        person,
+                        role: s.role,
+                        org_unit: uid(tenant_name, s.unit),
+                        period: open,
+                    },
                     now,
                 )
                 .await?;
@@ -200,27 +302,71 @@ pub async fn seed(ctx: &Ctx) -> Result<()> {
         }
         if tenant_name == SORBY {
             for pt in SORBY_PATIENTS {
-                care(ctx, &tenant, CareParty::OrgUnit(uid(SORBY, UNIT_SORBY)), pid(SORBY, pt.key), "Innlagt", open).await?;
+                care(
+                    ctx,
+                    &tenant,
+                    CareParty::OrgUnit(uid(SORBY, UNIT_SORBY)),
+                    pid(SORBY, pt.key),
+                    "Innlagt",
+                    open,
+                )
+                .await?;
             }
         }
     }
 
-    let nordby = ctx.store.tenant_by_name(NORDBY).await?.context("Nordby was just created")?;
+    let nordby = ctx
+        .store
+        .tenant_by_name(NORDBY)
+        .await?
+        .context("Nordby was just created")?;
     for (unit, keys, purpose) in UNIT_CARE {
         for key in *keys {
-            care(ctx, &nordby, CareParty::OrgUnit(uid(NORDBY, unit)), pid(NORDBY, key), purpose, open).await?;
+            care(
+                ctx,
+                &nordby,
+                CareParty::OrgUnit(uid(NORDBY, unit)),
+                pid(NORDBY, key),
+                purpose,
+                open,
+            )
+            .await?;
         }
     }
     for (staff, keys, purpose) in PERSONAL_CARE {
         for key in *keys {
-            care(ctx, &nordby, CareParty::Staff(pid(NORDBY, staff)), pid(NORDBY, key), purpose, open).await?;
+            care(
+                ctx,
+                &nordby,
+                CareParty::Staff(pid(NORDBY, staff)),
+                pid(NORDBY, key),
+                purpose,
+                open,
+            )
+            .await?;
         }
     }
     // An ended relationship (p22) and one that has not begun (p23): both give no access.
     let ended = Period::new(since, Some(now - Duration::days(30)))?;
-    care(ctx, &nordby, CareParty::OrgUnit(uid(NORDBY, UNIT_LEGE)), pid(NORDBY, "p22"), "Fastlege (avsluttet)", ended).await?;
+    care(
+        ctx,
+        &nordby,
+        CareParty::OrgUnit(uid(NORDBY, UNIT_LEGE)),
+        pid(NORDBY, "p22"),
+        "Fastlege (avsluttet)",
+        ended,
+    )
+    .await?;
     let future = Period::new(now + Duration::days(30), None)?;
-    care(ctx, &nordby, CareParty::OrgUnit(uid(NORDBY, UNIT_NORD)), pid(NORDBY, "p23"), "Hjemmesykepleie fra neste måned", future).await?;
+    care(
+        ctx,
+        &nordby,
+        CareParty::OrgUnit(uid(NORDBY, UNIT_NORD)),
+        pid(NORDBY, "p23"),
+        "Hjemmesykepleie fra neste måned",
+        future,
+    )
+    .await?;
 
     for (key, username) in PATIENT_LOGINS {
         people::create_account(
@@ -238,7 +384,15 @@ pub async fn seed(ctx: &Ctx) -> Result<()> {
     for (username, name, patient, relationship) in RELATIVES {
         let person = pid(NORDBY, username);
         people::create_relative(ctx, &nordby.id, &person, name).await?;
-        ctx.store.link_relative(&nordby.id, &person, &pid(NORDBY, patient), relationship, now).await?;
+        ctx.store
+            .link_relative(
+                &nordby.id,
+                &person,
+                &pid(NORDBY, patient),
+                relationship,
+                now,
+            )
+            .await?;
         people::create_account(
             ctx,
             &NewAccount {
@@ -254,10 +408,24 @@ pub async fn seed(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-async fn care(ctx: &Ctx, tenant: &Tenant, party: CareParty, patient: PersonId, purpose: &str, period: Period) -> Result<()> {
+async fn care(
+    ctx: &Ctx,
+    tenant: &Tenant,
+    party: CareParty,
+    patient: PersonId,
+    purpose: &str,
+    period: Period,
+) -> Result<()> {
     ctx.store
         .add_care_relationship(
-            &NewCareRelationship { tenant: tenant.id.clone(), party, patient, purpose: purpose.to_string(), period, decided_by: None },
+            &NewCareRelationship {
+                tenant: tenant.id.clone(),
+                party,
+                patient,
+                purpose: purpose.to_string(),
+                period,
+                decided_by: None,
+            },
             ctx.clock_now(),
         )
         .await?;
@@ -288,7 +456,12 @@ pub struct DemoUser {
 
 /// Lists every demo login with a fresh API token. Works on whatever the data dir holds, so
 /// accounts added by an admin later are listed too (without a password: it is not known).
-pub async fn credentials(ctx: &Ctx, base_url: &str, ca_cert: &Path, ca_fingerprint: &str) -> Result<Credentials> {
+pub async fn credentials(
+    ctx: &Ctx,
+    base_url: &str,
+    ca_cert: &Path,
+    ca_fingerprint: &str,
+) -> Result<Credentials> {
     let now = ctx.clock_now();
     let mut users = Vec::new();
     let mut seeded: BTreeMap<&str, ()> = BTreeMap::new();
@@ -303,7 +476,11 @@ pub async fn credentials(ctx: &Ctx, base_url: &str, ca_cert: &Path, ca_fingerpri
     }
     for tenant in ctx.store.list_tenants().await? {
         for username in seeded.keys() {
-            let Some(user) = ctx.store.user_by_username(&Username::parse(username)?).await? else {
+            let Some(user) = ctx
+                .store
+                .user_by_username(&Username::parse(username)?)
+                .await?
+            else {
                 continue;
             };
             if user.tenant != tenant.id {
@@ -326,14 +503,34 @@ pub async fn credentials(ctx: &Ctx, base_url: &str, ca_cert: &Path, ca_fingerpri
             let (roles, patients, patient_id) = match user.kind {
                 PersonKind::Staff => {
                     let assignments = ctx.store.role_assignments(&tenant.id, &user.person).await?;
-                    let units: Vec<OrgUnitId> = assignments.iter().filter(|a| a.period.contains(now)).map(|a| a.org_unit.clone()).collect();
-                    let rels = ctx.store.care_relationships_for_staff(&tenant.id, &user.person, &units).await?;
-                    let roles = active_roles(&assignments, now).into_iter().map(Role::code).collect();
-                    (roles, active_patients(&rels, now).into_iter().map(|p| p.to_string()).collect(), None)
+                    let units: Vec<OrgUnitId> = assignments
+                        .iter()
+                        .filter(|a| a.period.contains(now))
+                        .map(|a| a.org_unit.clone())
+                        .collect();
+                    let rels = ctx
+                        .store
+                        .care_relationships_for_staff(&tenant.id, &user.person, &units)
+                        .await?;
+                    let roles = active_roles(&assignments, now)
+                        .into_iter()
+                        .map(Role::code)
+                        .collect();
+                    (
+                        roles,
+                        active_patients(&rels, now)
+                            .into_iter()
+                            .map(|p| p.to_string())
+                            .collect(),
+                        None,
+                    )
                 }
                 PersonKind::Patient => (vec![], vec![], Some(user.person.to_string())),
                 PersonKind::Relative => {
-                    let linked = ctx.store.patients_of_relative(&tenant.id, &user.person).await?;
+                    let linked = ctx
+                        .store
+                        .patients_of_relative(&tenant.id, &user.person)
+                        .await?;
                     (vec![], vec![], linked.first().map(|p| p.to_string()))
                 }
             };
@@ -368,11 +565,21 @@ pub fn print_summary(c: &Credentials, ca_created: bool, credentials_path: &Path)
         if ca_created { "created now" } else { "reused" },
         c.ca_fingerprint_sha256
     );
-    println!("     trust it in your browser, or: curl --cacert {} {}/healthz", c.ca_cert, c.base_url);
+    println!(
+        "     trust it in your browser, or: curl --cacert {} {}/healthz",
+        c.ca_cert, c.base_url
+    );
     println!();
-    println!("{:<22} {:<18} {:<16} {:<34} {}", "username", "password", "tenant", "roles / kind", "TOTP secret");
+    println!(
+        "{:<22} {:<18} {:<16} {:<34} {}",
+        "username", "password", "tenant", "roles / kind", "TOTP secret"
+    );
     for u in &c.users {
-        let what = if u.roles.is_empty() { u.kind.to_string() } else { u.roles.join(",") };
+        let what = if u.roles.is_empty() {
+            u.kind.to_string()
+        } else {
+            u.roles.join(",")
+        };
         println!(
             "{:<22} {:<18} {:<16} {:<34} {}",
             u.username,
@@ -385,7 +592,10 @@ pub fn print_summary(c: &Credentials, ca_created: bool, credentials_path: &Path)
     println!();
     println!("Staff log in with a TOTP code: add the secret to an authenticator app, or run");
     println!("  oathtool --totp -b SECRET");
-    println!("All logins, API tokens and patient lists: {}", credentials_path.display());
+    println!(
+        "All logins, API tokens and patient lists: {}",
+        credentials_path.display()
+    );
     println!("Stop with Ctrl-C.");
 }
 
@@ -407,7 +617,11 @@ mod tests {
         for (i, pt) in NORDBY_PATIENTS.iter().chain(SORBY_PATIENTS).enumerate() {
             let id = NationalId::synthetic(pt.born, pt.sex, u16::try_from(i).unwrap_or(0));
             let id = id.map(|id| NationalId::parse(&id.expose()));
-            assert!(matches!(id, Some(Ok(ref n)) if n.is_synthetic()), "{}", pt.key);
+            assert!(
+                matches!(id, Some(Ok(ref n)) if n.is_synthetic()),
+                "{}",
+                pt.key
+            );
         }
         assert!(NORDBY_PATIENTS.len() >= 20);
     }

@@ -1,1 +1,268 @@
-fn main() {}
+//! `tillit`: the one binary. `serve` and `demo` run the server; `admin` manages tenants,
+//! people, roles and tokens on a data dir.
+//!
+//! Errors end the process with a non-zero exit and a one-line reason on stderr.
+
+mod admin;
+mod certs;
+mod demo;
+mod people;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tillit_core::{Clock, SystemClock};
+use tillit_crypto::{Kek, Keyring, PasswordHasher};
+use tillit_server::{AppState, Config};
+use tillit_store::Store;
+use tillit_store_sqlite::{SqliteKeyVault, SqliteStore};
+use time::OffsetDateTime;
+
+#[derive(Parser)]
+#[command(
+    name = "tillit",
+    version,
+    about = "Tillit: access control and audit for health data"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server with a configuration file.
+    Serve {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Run the server with demo data on a local data dir (seeded on first start).
+    Demo {
+        #[arg(long, value_name = "DIR", default_value = "tillit-data")]
+        data_dir: PathBuf,
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+        listen: std::net::SocketAddr,
+    },
+    /// Manage tenants, org units, people, roles, care relationships and API tokens.
+    Admin {
+        #[arg(long, value_name = "DIR", default_value = "tillit-data", global = true)]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
+}
+
+/// What commands share: the store, the clock, the password hasher and the keyring.
+pub struct Ctx {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: Arc<PasswordHasher>,
+    pub keyring: Arc<Keyring>,
+    pub data_dir: PathBuf,
+}
+
+impl Ctx {
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+        let mode = std::fs::metadata(data_dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            // Tighten what we created; warn about what an operator set.
+            let _ = std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let store =
+            SqliteStore::open(&data_dir.join("tillit.db")).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let kek = Kek::from_file(&data_dir.join("keys").join("kek.key"))?;
+        let vault = SqliteKeyVault::open(&data_dir.join("keys").join("keyring.db"))?;
+        Ok(Self {
+            store: Arc::new(store),
+            clock: Arc::new(SystemClock),
+            hasher: Arc::new(PasswordHasher::new()?),
+            keyring: Arc::new(Keyring::new(kek, Arc::new(vault))),
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    pub fn clock_now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+}
+
+fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TILLIT_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,hyper=warn,rustls=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.compact().init();
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tillit: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(cli)) {
+        // One line: the chain of causes, joined.
+        let msg = e
+            .chain()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(": ");
+        eprintln!("tillit: {msg}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve { config } => {
+            init_tracing(true);
+            let config = Config::load(Some(&config))?;
+            serve(config, None).await
+        }
+        Command::Demo { data_dir, listen } => {
+            init_tracing(false);
+            let mut config = Config::load(None)?;
+            config.data_dir = data_dir.clone();
+            config.server.listen = listen;
+            let tls = certs::ensure_demo_tls(&data_dir, SystemClock.now())?;
+            config.tls.cert = tls.server_cert.clone();
+            config.tls.key = tls.server_key.clone();
+            serve(config, Some(tls)).await
+        }
+        Command::Admin { data_dir, command } => {
+            let ctx = Ctx::open(&data_dir)?;
+            admin::run(&ctx, command).await
+        }
+    }
+}
+
+async fn serve(config: Config, demo_tls: Option<certs::DemoTls>) -> Result<()> {
+    let ctx = Ctx::open(&config.data_dir)?;
+    let tls = tillit_server::tls::server_config(
+        &config.resolve(&config.tls.cert),
+        &config.resolve(&config.tls.key),
+    )?;
+    if let Some(demo_tls) = &demo_tls {
+        if ctx.store.is_empty().await? {
+            println!("Seeding demo data in {} ...", config.data_dir.display());
+            demo::seed(&ctx).await?;
+        } else {
+            println!("Reusing the data in {}", config.data_dir.display());
+        }
+        let _ = demo_tls;
+    }
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let bound = listener.local_addr()?;
+    let base_url = config.public_url(bound);
+    let redirect = match config.server.redirect_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
+
+    if let Some(demo_tls) = &demo_tls {
+        let creds =
+            demo::credentials(&ctx, &base_url, &demo_tls.ca_cert, &demo_tls.ca_fingerprint).await?;
+        let path = config.data_dir.join("demo-credentials.json");
+        certs::write_private(&path, serde_json::to_string_pretty(&creds)?.as_bytes())?;
+        demo::print_summary(&creds, demo_tls.created, &path);
+    } else {
+        tracing::info!(%base_url, "Tillit is serving");
+    }
+
+    let state = AppState::new(
+        ctx.store.clone(),
+        ctx.clock.clone(),
+        ctx.hasher.clone(),
+        config.clone(),
+    );
+    spawn_session_sweeper(&state);
+    let app = tillit_server::router(state.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(redirect) = redirect {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(tillit_server::serve::serve_redirect(
+            redirect,
+            base_url.clone(),
+            async move {
+                let _ = rx.changed().await;
+            },
+        ));
+    }
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut rx = stop_rx;
+    tillit_server::serve::serve_https(listener, tls, app, state, async move {
+        let _ = rx.changed().await;
+    })
+    .await;
+    println!("Tillit stopped.");
+    Ok(())
+}
+
+fn spawn_session_sweeper(state: &AppState) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let now = state.clock.now();
+            let s = &state.config.session;
+            let idle = time::Duration::minutes(i64::from(s.staff_idle_minutes.max(s.idle_minutes)));
+            let absolute = time::Duration::minutes(i64::from(s.absolute_minutes));
+            if let Err(e) = state
+                .store
+                .delete_expired_sessions(now - idle, now - absolute)
+                .await
+            {
+                tracing::warn!(error = %e, "session sweep failed");
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
