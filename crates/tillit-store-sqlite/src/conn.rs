@@ -56,6 +56,7 @@ impl SqliteStore {
         }
         let mut writer = Connection::open(path).map_err(driver)?;
         configure(&writer)?;
+        restrict_permissions(path);
         migrate(&mut writer)?;
         let readers = (0..READERS)
             .map(|_| open_reader(path))
@@ -169,6 +170,16 @@ fn check_existing(path: &Path) -> StoreResult<()> {
         return Err(StoreError::Corrupt(check.join("; ")));
     }
     Ok(())
+}
+
+/// The database and its WAL hold sealed data and account secrets: owner-only.
+fn restrict_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+    }
 }
 
 fn configure(conn: &Connection) -> StoreResult<()> {

@@ -50,6 +50,14 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Security events (logins, lockouts, logouts, token use), newest first, as JSON lines.
+    Events {
+        /// Only this tenant's events (name or id); all when absent.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -628,6 +636,27 @@ pub async fn run(ctx: &Ctx, cmd: AdminCommand) -> Result<()> {
                 t.id, user.username, t.expires_at
             );
             println!("{}", token.expose());
+        }
+        AdminCommand::Events { tenant: t, limit } => {
+            let t = match t {
+                Some(t) => Some(tenant(ctx, &t).await?),
+                None => None,
+            };
+            for e in ctx.store.security_events(t.as_ref().map(|t| &t.id), limit).await? {
+                let line = serde_json::json!({
+                    "seq": e.seq,
+                    "at": e.at.format(&time::format_description::well_known::Rfc3339)?,
+                    "tenant": e.tenant,
+                    "user": e.user.map(|u| u.0),
+                    "username": e.username,
+                    "kind": e.kind.code(),
+                    "ok": e.outcome_ok,
+                    "detail": e.detail,
+                    "ip": e.ip,
+                    "user_agent": e.user_agent,
+                });
+                println!("{line}");
+            }
         }
         AdminCommand::Token {
             command: TokenCommand::List { user },

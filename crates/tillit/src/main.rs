@@ -43,6 +43,9 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
         listen: std::net::SocketAddr,
+        /// Stop when standard input closes (for test harnesses, so no server outlives them).
+        #[arg(long, hide = true)]
+        exit_on_stdin_eof: bool,
     },
     /// Manage tenants, org units, people, roles, care relationships and API tokens.
     Admin {
@@ -135,7 +138,13 @@ async fn run(cli: Cli) -> Result<()> {
             let config = Config::load(Some(&config))?;
             serve(config, None).await
         }
-        Command::Demo { data_dir, listen } => {
+        Command::Demo { data_dir, listen, exit_on_stdin_eof } => {
+            if exit_on_stdin_eof {
+                std::thread::spawn(|| {
+                    let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+                    std::process::exit(0);
+                });
+            }
             init_tracing(false);
             let mut config = Config::load(None)?;
             config.data_dir = data_dir.clone();
