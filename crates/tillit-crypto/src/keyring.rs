@@ -164,6 +164,9 @@ fn tenant_key_id(tenant: &str) -> String {
 fn index_key_id(tenant: &str) -> String {
     format!("tenant-index/{tenant}")
 }
+const PLATFORM_DATA_KEY: &str = "platform/data";
+const PLATFORM_INDEX_KEY: &str = "platform/index";
+
 fn patient_key_id(tenant: &str, patient: &str) -> String {
     format!("patient/{tenant}/{patient}")
 }
@@ -253,15 +256,43 @@ impl Keyring {
         value: &str,
     ) -> Result<[u8; 32], KeyError> {
         let key = self.key(&index_key_id(tenant), &self.kek.0, true)?;
-        let k = hmac::Key::new(hmac::HMAC_SHA256, key.as_ref());
-        let mut ctx = hmac::Context::with_key(&k);
-        ctx.update(field.as_bytes());
-        ctx.update(&[0]);
-        ctx.update(value.trim().to_lowercase().as_bytes());
-        let tag = ctx.sign();
-        let mut out = [0u8; 32];
-        out.copy_from_slice(tag.as_ref());
-        Ok(out)
+        Ok(hmac_index(&key, field, value))
+    }
+
+    /// Encrypts tenant-level personal data (account secrets, names of staff and relatives)
+    /// under the tenant's data key; `None` uses the platform key (data not yet tied to a
+    /// tenant, such as a username someone tried).
+    pub fn seal_for_tenant(
+        &self,
+        tenant: Option<&str>,
+        context: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
+        let key = self.tenant_or_platform_key(tenant)?;
+        seal_with(&key, &aad(tenant.unwrap_or("-"), "-", context), plaintext)
+    }
+
+    pub fn open_for_tenant(
+        &self,
+        tenant: Option<&str>,
+        context: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let key = self.tenant_or_platform_key(tenant)?;
+        open_with(&key, &aad(tenant.unwrap_or("-"), "-", context), sealed)
+    }
+
+    fn tenant_or_platform_key(&self, tenant: Option<&str>) -> Result<KeyBytes, KeyError> {
+        match tenant {
+            Some(t) => self.tenant_key(t, true),
+            None => self.key(PLATFORM_DATA_KEY, &self.kek.0, true),
+        }
+    }
+
+    /// A blind index across tenants (usernames are unique platform-wide).
+    pub fn platform_index(&self, field: &str, value: &str) -> Result<[u8; 32], KeyError> {
+        let key = self.key(PLATFORM_INDEX_KEY, &self.kek.0, true)?;
+        Ok(hmac_index(&key, field, value))
     }
 
     /// Crypto-shredding: destroys a patient's key. Returns whether a key existed.
@@ -279,7 +310,10 @@ impl Keyring {
     pub fn rotate_kek(&mut self, new_kek: Kek) -> Result<usize, KeyError> {
         let mut n = 0;
         for id in self.vault.ids()? {
-            if !(id.starts_with("tenant/") || id.starts_with("tenant-index/")) {
+            if !(id.starts_with("tenant/")
+                || id.starts_with("tenant-index/")
+                || id.starts_with("platform/"))
+            {
                 continue;
             }
             let Some(wrapped) = self.vault.get(&id)? else {
@@ -293,6 +327,18 @@ impl Keyring {
         self.kek = new_kek;
         Ok(n)
     }
+}
+
+fn hmac_index(key: &[u8; 32], field: &str, value: &str) -> [u8; 32] {
+    let k = hmac::Key::new(hmac::HMAC_SHA256, key.as_ref());
+    let mut ctx = hmac::Context::with_key(&k);
+    ctx.update(field.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(value.trim().to_lowercase().as_bytes());
+    let tag = ctx.sign();
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
 }
 
 fn aad(tenant: &str, patient: &str, context: &str) -> Vec<u8> {

@@ -22,7 +22,7 @@ CREATE TABLE persons (
     tenant_id          TEXT NOT NULL REFERENCES tenants(id),
     id                 TEXT NOT NULL,
     kind               TEXT NOT NULL CHECK (kind IN ('staff', 'patient', 'relative')),
-    display_name       TEXT,
+    display_name       BLOB,  -- sealed (FieldCipher, tenant key)
     professional_id    TEXT,
     sealed_profile     BLOB,
     national_id_index  BLOB,
@@ -36,9 +36,10 @@ CREATE TABLE users (
     id              TEXT PRIMARY KEY,
     tenant_id       TEXT NOT NULL REFERENCES tenants(id),
     person_id       TEXT NOT NULL,
-    username        TEXT NOT NULL UNIQUE,
-    password_hash   TEXT NOT NULL,
-    totp_secret     TEXT,
+    username_index  BLOB NOT NULL UNIQUE,  -- keyed blind index (platform index key)
+    username        BLOB NOT NULL,         -- sealed (platform key)
+    password_hash   TEXT NOT NULL,         -- Argon2id PHC string
+    totp_secret     BLOB,                  -- sealed (tenant key)
     totp_last_step  INTEGER,
     failed_logins   INTEGER NOT NULL DEFAULT 0,
     locked_until    INTEGER,
@@ -115,8 +116,8 @@ CREATE TABLE sessions (
     created_at    INTEGER NOT NULL,
     last_seen_at  INTEGER NOT NULL,
     pending_totp  INTEGER NOT NULL,
-    -- A TOTP secret shown on the enrolment page and not yet confirmed with a code.
-    totp_enrolment TEXT
+    -- A TOTP secret shown on the enrolment page and not yet confirmed (sealed, tenant key).
+    totp_enrolment BLOB
 ) STRICT;
 CREATE INDEX sessions_user ON sessions (user_id);
 
@@ -126,7 +127,7 @@ CREATE TABLE security_events (
     at           INTEGER NOT NULL,
     tenant_id    TEXT,
     user_id      TEXT,
-    username     TEXT,
+    username     BLOB,  -- sealed (tenant key, or platform key when no account matched)
     kind         TEXT NOT NULL,
     outcome_ok   INTEGER NOT NULL,
     detail       TEXT NOT NULL,

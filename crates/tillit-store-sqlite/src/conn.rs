@@ -1,7 +1,7 @@
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tillit_store::{StoreError, StoreResult};
+use tillit_store::{FieldCipher, StoreError, StoreResult};
 
 /// Marks a database as Tillit's (`PRAGMA application_id`), so a foreign SQLite file is refused.
 const APPLICATION_ID: i32 = 0x5449_4C4C; // "TILL"
@@ -20,6 +20,7 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    cipher: Arc<dyn FieldCipher>,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
 }
@@ -46,7 +47,7 @@ pub(crate) fn driver(e: rusqlite::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if absent) the database at `path`, refusing foreign, corrupt or newer
     /// files without modifying them, then migrates it to [`SCHEMA_VERSION`].
-    pub fn open(path: &Path) -> StoreResult<Self> {
+    pub fn open(path: &Path, cipher: Arc<dyn FieldCipher>) -> StoreResult<Self> {
         let existed = path.exists()
             && std::fs::metadata(path)
                 .map(|m| m.len() > 0)
@@ -64,6 +65,7 @@ impl SqliteStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
+                cipher,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(readers),
             }),
@@ -72,6 +74,10 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    pub(crate) fn cipher(&self) -> Arc<dyn FieldCipher> {
+        self.inner.cipher.clone()
     }
 
     /// Runs `f` on a reader connection on the blocking pool.

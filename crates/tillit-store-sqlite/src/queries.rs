@@ -39,6 +39,30 @@ fn period(r: &Row<'_>, from: usize, to: usize) -> rusqlite::Result<Period> {
     Period::new(from_ts(r.get(from)?)?, opt_ts(r.get(to)?)?).map_err(bad)
 }
 
+fn cipher_err(e: StoreError) -> rusqlite::Error {
+    bad(e)
+}
+
+fn open_opt(
+    c: &dyn FieldCipher,
+    tenant: Option<&TenantId>,
+    context: &str,
+    v: Option<Vec<u8>>,
+) -> rusqlite::Result<Option<String>> {
+    v.map(|b| c.open(tenant, context, &b))
+        .transpose()
+        .map_err(cipher_err)
+}
+
+fn seal_opt(
+    c: &dyn FieldCipher,
+    tenant: Option<&TenantId>,
+    context: &str,
+    v: Option<&str>,
+) -> StoreResult<Option<Vec<u8>>> {
+    v.map(|s| c.seal(tenant, context, s)).transpose()
+}
+
 fn hash32(v: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
     v.try_into()
         .map_err(|_| bad(tillit_core::InvalidValue::new("hash", "must be 32 bytes")))
@@ -58,12 +82,15 @@ fn row_tenant(r: &Row<'_>) -> rusqlite::Result<Tenant> {
 
 const PERSON_COLS: &str = "tenant_id, id, kind, display_name, professional_id, sealed_profile, national_id_index, created_at";
 
-fn row_person(r: &Row<'_>) -> rusqlite::Result<Person> {
+fn row_person(r: &Row<'_>, c: &dyn FieldCipher) -> rusqlite::Result<Person> {
+    let tenant = tenant_id(r, 0)?;
+    let id = person_id(r, 1)?;
+    let display_name = open_opt(c, Some(&tenant), &format!("display-name/{id}"), r.get(3)?)?;
     Ok(Person {
-        tenant: tenant_id(r, 0)?,
-        id: person_id(r, 1)?,
+        tenant,
+        id,
         kind: PersonKind::parse(&r.get::<_, String>(2)?).map_err(bad)?,
-        display_name: r.get(3)?,
+        display_name,
         professional_id: r.get(4)?,
         sealed_profile: r.get(5)?,
         national_id_index: r.get(6)?,
@@ -73,15 +100,25 @@ fn row_person(r: &Row<'_>) -> rusqlite::Result<Person> {
 
 const USER_COLS: &str = "u.id, u.tenant_id, u.person_id, p.kind, u.username, u.password_hash, u.totp_secret, u.totp_last_step, u.failed_logins, u.locked_until, u.disabled";
 
-fn row_user(r: &Row<'_>) -> rusqlite::Result<User> {
+fn row_user(r: &Row<'_>, c: &dyn FieldCipher) -> rusqlite::Result<User> {
+    let id = UserId(r.get(0)?);
+    let tenant = tenant_id(r, 1)?;
+    let username = c
+        .open(
+            None,
+            &format!("username/{}", id.0),
+            &r.get::<_, Vec<u8>>(4)?,
+        )
+        .map_err(cipher_err)?;
+    let totp_secret = open_opt(c, Some(&tenant), &format!("totp/{}", id.0), r.get(6)?)?;
     Ok(User {
-        id: UserId(r.get(0)?),
-        tenant: tenant_id(r, 1)?,
+        id,
+        tenant,
         person: person_id(r, 2)?,
         kind: PersonKind::parse(&r.get::<_, String>(3)?).map_err(bad)?,
-        username: Username::parse(&r.get::<_, String>(4)?).map_err(bad)?,
+        username: Username::parse(&username).map_err(bad)?,
         password_hash: r.get(5)?,
-        totp_secret: r.get(6)?,
+        totp_secret,
         totp_last_step: r.get(7)?,
         failed_logins: r.get(8)?,
         locked_until: opt_ts(r.get(9)?)?,
@@ -149,31 +186,41 @@ fn row_token(r: &Row<'_>) -> rusqlite::Result<ApiToken> {
     })
 }
 
-fn row_session(r: &Row<'_>) -> rusqlite::Result<Session> {
+fn row_session(r: &Row<'_>, c: &dyn FieldCipher) -> rusqlite::Result<Session> {
+    let id_hash = hash32(r.get(0)?)?;
+    let tenant = tenant_id(r, 1)?;
+    let totp_enrolment = open_opt(c, Some(&tenant), &enrolment_context(&id_hash), r.get(7)?)?;
     Ok(Session {
-        id_hash: hash32(r.get(0)?)?,
-        tenant: tenant_id(r, 1)?,
+        id_hash,
+        tenant,
         user: UserId(r.get(2)?),
         csrf_hash: hash32(r.get(3)?)?,
         created_at: from_ts(r.get(4)?)?,
         last_seen_at: from_ts(r.get(5)?)?,
         pending_totp: r.get(6)?,
-        totp_enrolment: r.get(7)?,
+        totp_enrolment,
     })
 }
 
-fn row_event(r: &Row<'_>) -> rusqlite::Result<SecurityEvent> {
+fn enrolment_context(id_hash: &[u8; 32]) -> String {
+    let hex: String = id_hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("totp-enrolment/{hex}")
+}
+
+fn row_event(r: &Row<'_>, c: &dyn FieldCipher) -> rusqlite::Result<SecurityEvent> {
     let kind: String = r.get(5)?;
+    let tenant = r
+        .get::<_, Option<String>>(2)?
+        .map(TenantId::parse)
+        .transpose()
+        .map_err(bad)?;
+    let username = open_opt(c, tenant.as_ref(), "event-username", r.get(4)?)?;
     Ok(SecurityEvent {
         seq: r.get(0)?,
         at: from_ts(r.get(1)?)?,
-        tenant: r
-            .get::<_, Option<String>>(2)?
-            .map(TenantId::parse)
-            .transpose()
-            .map_err(bad)?,
+        tenant,
         user: r.get::<_, Option<String>>(3)?.map(UserId),
-        username: r.get(4)?,
+        username,
         kind: SecurityEventKind::parse(&kind).ok_or_else(|| {
             bad(tillit_core::InvalidValue::new(
                 "security event kind",
@@ -328,12 +375,18 @@ impl Store for SqliteStore {
 
     async fn create_person(&self, person: &NewPerson, at: OffsetDateTime) -> StoreResult<Person> {
         let p = person.clone();
+        let sealed_name = seal_opt(
+            &*self.cipher(),
+            Some(&p.tenant),
+            &format!("display-name/{}", p.id),
+            p.display_name.as_deref(),
+        )?;
         self.write(move |tx| {
             tx.execute(
                 "INSERT INTO persons (tenant_id, id, kind, display_name, professional_id, sealed_profile, national_id_index, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
-                    p.tenant.as_str(), p.id.as_str(), p.kind.code(), p.display_name,
+                    p.tenant.as_str(), p.id.as_str(), p.kind.code(), sealed_name,
                     p.professional_id, p.sealed_profile, p.national_id_index, ts(at)
                 ],
             )
@@ -356,12 +409,12 @@ impl Store for SqliteStore {
     }
 
     async fn person(&self, tenant: &TenantId, id: &PersonId) -> StoreResult<Option<Person>> {
-        let (tenant, id) = (tenant.clone(), id.clone());
+        let (tenant, id, cipher) = (tenant.clone(), id.clone(), self.cipher());
         self.read(move |c| {
             c.query_row(
                 &format!("SELECT {PERSON_COLS} FROM persons WHERE tenant_id = ?1 AND id = ?2"),
                 params![tenant.as_str(), id.as_str()],
-                row_person,
+                |r| row_person(r, &*cipher),
             )
             .optional()
             .map_err(driver)
@@ -374,20 +427,29 @@ impl Store for SqliteStore {
         tenant: &TenantId,
         kind: Option<PersonKind>,
     ) -> StoreResult<Vec<Person>> {
-        let tenant = tenant.clone();
+        let (tenant, cipher) = (tenant.clone(), self.cipher());
         self.read(move |c| {
             let mut s = c
                 .prepare(&format!(
                     "SELECT {PERSON_COLS} FROM persons WHERE tenant_id = ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY created_at, id"
                 ))
                 .map_err(driver)?;
-            collect(s.query_map(params![tenant.as_str(), kind.map(PersonKind::code)], row_person).map_err(driver)?)
+            collect(s.query_map(params![tenant.as_str(), kind.map(PersonKind::code)], |r| row_person(r, &*cipher)).map_err(driver)?)
         })
         .await
     }
 
     async fn create_user(&self, user: &NewUser, at: OffsetDateTime) -> StoreResult<User> {
         let u = user.clone();
+        let c = self.cipher();
+        let name_index = c.index("username", u.username.as_str())?;
+        let name_sealed = c.seal(None, &format!("username/{}", u.id.0), u.username.as_str())?;
+        let totp_sealed = seal_opt(
+            &*c,
+            Some(&u.tenant),
+            &format!("totp/{}", u.id.0),
+            u.totp_secret.as_deref(),
+        )?;
         self.write(move |tx| {
             let kind: Option<String> = tx
                 .query_row(
@@ -400,9 +462,9 @@ impl Store for SqliteStore {
             let kind = PersonKind::parse(&kind.ok_or(StoreError::NotFound("person"))?)
                 .map_err(|e| StoreError::Invalid(e.to_string()))?;
             tx.execute(
-                "INSERT INTO users (id, tenant_id, person_id, username, password_hash, totp_secret, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![u.id.0, u.tenant.as_str(), u.person.as_str(), u.username.as_str(), u.password_hash, u.totp_secret, ts(at)],
+                "INSERT INTO users (id, tenant_id, person_id, username_index, username, password_hash, totp_secret, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![u.id.0, u.tenant.as_str(), u.person.as_str(), name_index.to_vec(), name_sealed, u.password_hash, totp_sealed, ts(at)],
             )
             .map_err(|e| match driver(e) {
                 StoreError::Conflict(_) => StoreError::Conflict(format!("username '{}'", u.username)),
@@ -426,12 +488,13 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_username(&self, username: &Username) -> StoreResult<Option<User>> {
-        let name = username.as_str().to_string();
+        let cipher = self.cipher();
+        let index = cipher.index("username", username.as_str())?.to_vec();
         self.read(move |c| {
             c.query_row(
-                &format!("SELECT {USER_COLS} FROM users u JOIN persons p ON p.tenant_id = u.tenant_id AND p.id = u.person_id WHERE u.username = ?1"),
-                [name],
-                row_user,
+                &format!("SELECT {USER_COLS} FROM users u JOIN persons p ON p.tenant_id = u.tenant_id AND p.id = u.person_id WHERE u.username_index = ?1"),
+                [index],
+                |r| row_user(r, &*cipher),
             )
             .optional()
             .map_err(driver)
@@ -440,12 +503,12 @@ impl Store for SqliteStore {
     }
 
     async fn user(&self, id: &UserId) -> StoreResult<Option<User>> {
-        let id = id.0.clone();
+        let (id, cipher) = (id.0.clone(), self.cipher());
         self.read(move |c| {
             c.query_row(
                 &format!("SELECT {USER_COLS} FROM users u JOIN persons p ON p.tenant_id = u.tenant_id AND p.id = u.person_id WHERE u.id = ?1"),
                 [id],
-                row_user,
+                |r| row_user(r, &*cipher),
             )
             .optional()
             .map_err(driver)
@@ -468,8 +531,26 @@ impl Store for SqliteStore {
     }
 
     async fn set_totp_secret(&self, user: &UserId, secret_b32: Option<&str>) -> StoreResult<()> {
-        let (id, secret) = (user.0.clone(), secret_b32.map(str::to_string));
+        let (id, secret, cipher) = (
+            user.0.clone(),
+            secret_b32.map(str::to_string),
+            self.cipher(),
+        );
         self.write(move |tx| {
+            let tenant: Option<String> = tx
+                .query_row("SELECT tenant_id FROM users WHERE id = ?1", [&id], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(driver)?;
+            let tenant = TenantId::parse(tenant.ok_or(StoreError::NotFound("user"))?)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let secret = seal_opt(
+                &*cipher,
+                Some(&tenant),
+                &format!("totp/{id}"),
+                secret.as_deref(),
+            )?;
             let n = tx
                 .execute(
                     "UPDATE users SET totp_secret = ?2, totp_last_step = NULL WHERE id = ?1",
@@ -818,13 +899,19 @@ impl Store for SqliteStore {
 
     async fn create_session(&self, s: &Session) -> StoreResult<()> {
         let s = s.clone();
+        let enrolment = seal_opt(
+            &*self.cipher(),
+            Some(&s.tenant),
+            &enrolment_context(&s.id_hash),
+            s.totp_enrolment.as_deref(),
+        )?;
         self.write(move |tx| {
             tx.execute(
                 "INSERT INTO sessions (id_hash, tenant_id, user_id, csrf_hash, created_at, last_seen_at, pending_totp, totp_enrolment)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     s.id_hash.to_vec(), s.tenant.as_str(), s.user.0, s.csrf_hash.to_vec(),
-                    ts(s.created_at), ts(s.last_seen_at), s.pending_totp, s.totp_enrolment
+                    ts(s.created_at), ts(s.last_seen_at), s.pending_totp, enrolment
                 ],
             )
             .map_err(driver)?;
@@ -834,12 +921,12 @@ impl Store for SqliteStore {
     }
 
     async fn session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<Session>> {
-        let hash = hash.to_vec();
+        let (hash, cipher) = (hash.to_vec(), self.cipher());
         self.read(move |c| {
             c.query_row(
                 "SELECT id_hash, tenant_id, user_id, csrf_hash, created_at, last_seen_at, pending_totp, totp_enrolment FROM sessions WHERE id_hash = ?1",
                 [hash],
-                row_session,
+                |r| row_session(r, &*cipher),
             )
             .optional()
             .map_err(driver)
@@ -885,8 +972,25 @@ impl Store for SqliteStore {
         hash: &[u8; 32],
         secret_b32: Option<&str>,
     ) -> StoreResult<()> {
-        let (hash, secret) = (hash.to_vec(), secret_b32.map(str::to_string));
+        let (id_hash, secret, cipher) = (*hash, secret_b32.map(str::to_string), self.cipher());
+        let hash = id_hash.to_vec();
         self.write(move |tx| {
+            let tenant: Option<String> = tx
+                .query_row(
+                    "SELECT tenant_id FROM sessions WHERE id_hash = ?1",
+                    [&hash],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(driver)?;
+            let tenant = TenantId::parse(tenant.ok_or(StoreError::NotFound("session"))?)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let secret = seal_opt(
+                &*cipher,
+                Some(&tenant),
+                &enrolment_context(&id_hash),
+                secret.as_deref(),
+            )?;
             let n = tx
                 .execute(
                     "UPDATE sessions SET totp_enrolment = ?2 WHERE id_hash = ?1",
@@ -917,13 +1021,19 @@ impl Store for SqliteStore {
 
     async fn append_security_event(&self, e: &NewSecurityEvent) -> StoreResult<i64> {
         let e = e.clone();
+        let username = seal_opt(
+            &*self.cipher(),
+            e.tenant.as_ref(),
+            "event-username",
+            e.username.as_deref(),
+        )?;
         self.write(move |tx| {
             tx.execute(
                 "INSERT INTO security_events (at, tenant_id, user_id, username, kind, outcome_ok, detail, ip, user_agent)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     ts(e.at), e.tenant.as_ref().map(|t| t.as_str()), e.user.as_ref().map(|u| u.0.as_str()),
-                    e.username, e.kind.code(), e.outcome_ok, e.detail, e.ip, e.user_agent
+                    username, e.kind.code(), e.outcome_ok, e.detail, e.ip, e.user_agent
                 ],
             )
             .map_err(driver)?;
@@ -937,7 +1047,7 @@ impl Store for SqliteStore {
         tenant: Option<&TenantId>,
         limit: u32,
     ) -> StoreResult<Vec<SecurityEvent>> {
-        let tenant = tenant.map(|t| t.to_string());
+        let (tenant, cipher) = (tenant.map(|t| t.to_string()), self.cipher());
         self.read(move |c| {
             let mut s = c
                 .prepare(
@@ -945,7 +1055,7 @@ impl Store for SqliteStore {
                      FROM security_events WHERE (?1 IS NULL OR tenant_id = ?1) ORDER BY seq DESC LIMIT ?2",
                 )
                 .map_err(driver)?;
-            collect(s.query_map(params![tenant, limit], row_event).map_err(driver)?)
+            collect(s.query_map(params![tenant, limit], |r| row_event(r, &*cipher)).map_err(driver)?)
         })
         .await
     }

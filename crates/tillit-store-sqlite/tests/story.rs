@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use tillit_core::*;
 use tillit_store::*;
-use tillit_store_sqlite::{SCHEMA_VERSION, SqliteStore};
+use tillit_store_sqlite::{SCHEMA_VERSION, SqliteKeyVault, SqliteStore};
 use time::macros::datetime;
 
 fn now() -> time::OffsetDateTime {
@@ -319,7 +319,7 @@ async fn story(store: Arc<dyn Store>) {
 #[tokio::test]
 async fn sqlite_store_tells_the_whole_story() {
     let dir = tempdir();
-    let store = SqliteStore::open(&dir.join("tillit.db")).unwrap();
+    let store = open(&dir.join("tillit.db")).unwrap();
     story(Arc::new(store)).await;
 }
 
@@ -328,16 +328,23 @@ async fn reopening_keeps_data_and_schema() {
     let dir = tempdir();
     let path = dir.join("tillit.db");
     {
-        let s = SqliteStore::open(&path).unwrap();
+        let s = open(&path).unwrap();
         s.create_tenant("A", now()).await.unwrap();
     }
-    let s = SqliteStore::open(&path).unwrap();
+    let s = open(&path).unwrap();
     assert!(s.tenant_by_name("A").await.unwrap().is_some());
     let mode: String = rusqlite::Connection::open(&path)
         .unwrap()
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
+}
+
+fn open(path: &std::path::Path) -> StoreResult<SqliteStore> {
+    let vault = SqliteKeyVault::open(&path.with_extension("keys.db")).unwrap();
+    let keyring =
+        tillit_crypto::Keyring::new(tillit_crypto::Kek::from_bytes([3; 32]), Arc::new(vault));
+    SqliteStore::open(path, Arc::new(KeyringCipher(Arc::new(keyring))))
 }
 
 fn file_bytes(p: &std::path::Path) -> Vec<u8> {
@@ -348,7 +355,7 @@ fn file_bytes(p: &std::path::Path) -> Vec<u8> {
 fn a_newer_database_is_refused_and_left_untouched() {
     let dir = tempdir();
     let path = dir.join("tillit.db");
-    drop(SqliteStore::open(&path).unwrap());
+    drop(open(&path).unwrap());
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
@@ -356,7 +363,7 @@ fn a_newer_database_is_refused_and_left_untouched() {
         c.pragma_update(None, "journal_mode", "DELETE").unwrap();
     }
     let before = file_bytes(&path);
-    let err = SqliteStore::open(&path).err().expect("must refuse");
+    let err = open(&path).err().expect("must refuse");
     assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
     assert!(err.to_string().contains("newer Tillit"));
     assert_eq!(file_bytes(&path), before, "file modified");
@@ -367,7 +374,7 @@ fn a_corrupt_database_is_refused_and_left_untouched() {
     let dir = tempdir();
     let path = dir.join("tillit.db");
     {
-        let s = SqliteStore::open(&path).unwrap();
+        let s = open(&path).unwrap();
         drop(s);
         let c = rusqlite::Connection::open(&path).unwrap();
         c.pragma_update(None, "journal_mode", "DELETE").unwrap();
@@ -379,13 +386,13 @@ fn a_corrupt_database_is_refused_and_left_untouched() {
         *b = 0xA5;
     }
     std::fs::write(&path, &bytes).unwrap();
-    let err = SqliteStore::open(&path).err().expect("must refuse");
+    let err = open(&path).err().expect("must refuse");
     assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
     assert_eq!(file_bytes(&path), bytes, "file modified");
 
     let junk = dir.join("junk.db");
     std::fs::write(&junk, b"this is not a database at all, just text").unwrap();
-    let err = SqliteStore::open(&junk).err().expect("must refuse");
+    let err = open(&junk).err().expect("must refuse");
     assert!(err.to_string().contains("not a SQLite database"), "{err}");
 }
 
@@ -398,7 +405,7 @@ fn another_applications_database_is_refused() {
         c.execute_batch("CREATE TABLE t (x); PRAGMA user_version = 3;")
             .unwrap();
     }
-    let err = SqliteStore::open(&path).err().expect("must refuse");
+    let err = open(&path).err().expect("must refuse");
     assert!(err.to_string().contains("another application"), "{err}");
 }
 
@@ -410,4 +417,60 @@ fn tempdir() -> std::path::PathBuf {
 
 fn uuid_like() -> String {
     PersonId::random().to_string()
+}
+
+#[tokio::test]
+async fn identifying_fields_are_sealed_in_the_file() {
+    let dir = tempdir();
+    let path = dir.join("tillit.db");
+    let s = open(&path).unwrap();
+    let t = s.create_tenant("T", now()).await.unwrap();
+    let p = s
+        .create_person(
+            &NewPerson {
+                id: PersonId::random(),
+                tenant: t.id.clone(),
+                kind: PersonKind::Relative,
+                display_name: Some("Gunnhild Uniqueperson".into()),
+                professional_id: None,
+                sealed_profile: None,
+                national_id_index: None,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    let u = NewUser {
+        id: UserId("u9".into()),
+        tenant: t.id.clone(),
+        person: p.id.clone(),
+        username: Username::parse("gunnhild.uniqueperson").unwrap(),
+        password_hash: "$argon2id$x".into(),
+        totp_secret: Some("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP".into()),
+    };
+    s.create_user(&u, now()).await.unwrap();
+    let back = s.user_by_username(&u.username).await.unwrap().unwrap();
+    assert_eq!(
+        back.totp_secret.as_deref(),
+        Some("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+    );
+    assert_eq!(
+        s.person(&t.id, &p.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .display_name
+            .as_deref(),
+        Some("Gunnhild Uniqueperson")
+    );
+    drop(s);
+    for suffix in ["", "-wal"] {
+        let bytes = std::fs::read(format!("{}{suffix}", path.display())).unwrap_or_default();
+        for needle in ["Uniqueperson", "uniqueperson", "JBSWY3DPEHPK3PXP"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} in clear"
+            );
+        }
+    }
 }

@@ -34,6 +34,46 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Encryption of personal fields that are not patient records but still identify people:
+/// usernames, names of staff and relatives, TOTP secrets, usernames in security events.
+/// A backend seals them on write and opens them on read with this, so callers see plain
+/// values and a copied database file shows none of them. Look-ups go through `index`.
+pub trait FieldCipher: Send + Sync + 'static {
+    /// A keyed, deterministic index for equality look-up (platform-wide).
+    fn index(&self, field: &str, value: &str) -> StoreResult<[u8; 32]>;
+    /// `tenant` None: the platform key (for data not tied to a tenant).
+    fn seal(&self, tenant: Option<&TenantId>, context: &str, value: &str) -> StoreResult<Vec<u8>>;
+    fn open(&self, tenant: Option<&TenantId>, context: &str, sealed: &[u8]) -> StoreResult<String>;
+}
+
+/// The [`FieldCipher`] backed by the keyring.
+pub struct KeyringCipher(pub std::sync::Arc<tillit_crypto::Keyring>);
+
+fn key_error(e: tillit_crypto::KeyError) -> StoreError {
+    StoreError::Unavailable(format!("keyring: {e}"))
+}
+
+impl FieldCipher for KeyringCipher {
+    fn index(&self, field: &str, value: &str) -> StoreResult<[u8; 32]> {
+        self.0.platform_index(field, value).map_err(key_error)
+    }
+
+    fn seal(&self, tenant: Option<&TenantId>, context: &str, value: &str) -> StoreResult<Vec<u8>> {
+        self.0
+            .seal_for_tenant(tenant.map(TenantId::as_str), context, value.as_bytes())
+            .map_err(key_error)
+    }
+
+    fn open(&self, tenant: Option<&TenantId>, context: &str, sealed: &[u8]) -> StoreResult<String> {
+        let plain = self
+            .0
+            .open_for_tenant(tenant.map(TenantId::as_str), context, sealed)
+            .map_err(key_error)?;
+        String::from_utf8(plain.to_vec())
+            .map_err(|_| StoreError::Invalid("sealed field is not UTF-8".into()))
+    }
+}
+
 /// Everything Tillit persists, behind one trait so a second engine can follow without touching
 /// callers. Methods are grouped by the capability that owns them.
 #[async_trait]

@@ -642,7 +642,11 @@ pub async fn run(ctx: &Ctx, cmd: AdminCommand) -> Result<()> {
                 Some(t) => Some(tenant(ctx, &t).await?),
                 None => None,
             };
-            for e in ctx.store.security_events(t.as_ref().map(|t| &t.id), limit).await? {
+            for e in ctx
+                .store
+                .security_events(t.as_ref().map(|t| &t.id), limit)
+                .await?
+            {
                 let line = serde_json::json!({
                     "seq": e.seq,
                     "at": e.at.format(&time::format_description::well_known::Rfc3339)?,

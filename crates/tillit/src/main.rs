@@ -68,22 +68,30 @@ pub struct Ctx {
 impl Ctx {
     pub fn open(data_dir: &Path) -> Result<Self> {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+        if !data_dir.exists() {
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+        }
         let mode = std::fs::metadata(data_dir)?.permissions().mode();
         if mode & 0o077 != 0 {
-            // Tighten what we created; warn about what an operator set.
-            let _ = std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700));
+            eprintln!(
+                "tillit: warning: data dir {} is accessible to group or others (mode {:o}); chmod 700 it",
+                data_dir.display(),
+                mode & 0o777
+            );
         }
-        let store =
-            SqliteStore::open(&data_dir.join("tillit.db")).map_err(|e| anyhow::anyhow!("{e}"))?;
         let kek = Kek::from_file(&data_dir.join("keys").join("kek.key"))?;
         let vault = SqliteKeyVault::open(&data_dir.join("keys").join("keyring.db"))?;
+        let keyring = Arc::new(Keyring::new(kek, Arc::new(vault)));
+        let cipher = Arc::new(tillit_store::KeyringCipher(keyring.clone()));
+        let store = SqliteStore::open(&data_dir.join("tillit.db"), cipher)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", data_dir.join("tillit.db").display()))?;
         Ok(Self {
             store: Arc::new(store),
             clock: Arc::new(SystemClock),
             hasher: Arc::new(PasswordHasher::new()?),
-            keyring: Arc::new(Keyring::new(kek, Arc::new(vault))),
+            keyring,
             data_dir: data_dir.to_path_buf(),
         })
     }
@@ -138,7 +146,11 @@ async fn run(cli: Cli) -> Result<()> {
             let config = Config::load(Some(&config))?;
             serve(config, None).await
         }
-        Command::Demo { data_dir, listen, exit_on_stdin_eof } => {
+        Command::Demo {
+            data_dir,
+            listen,
+            exit_on_stdin_eof,
+        } => {
             if exit_on_stdin_eof {
                 std::thread::spawn(|| {
                     let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());

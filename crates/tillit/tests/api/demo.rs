@@ -8,16 +8,54 @@ use std::collections::HashSet;
 async fn demo_credentials_follow_the_contract() {
     let app = spawn_demo();
     let c = &app.creds;
-    assert!(c["base_url"].as_str().unwrap().starts_with("https://localhost:"));
+    assert!(
+        c["base_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://localhost:")
+    );
     assert!(std::path::Path::new(c["ca_cert"].as_str().unwrap()).is_file());
     let users = c["users"].as_array().unwrap();
-    let roles: HashSet<&str> = users.iter().filter(|u| u["tenant"] == "Nordby kommune").flat_map(|u| u["roles"].as_array().unwrap().iter().map(|r| r.as_str().unwrap())).collect();
-    for r in ["physician", "nurse", "care_assistant", "secretary", "security_officer", "tenant_admin"] {
+    let roles: HashSet<&str> = users
+        .iter()
+        .filter(|u| u["tenant"] == "Nordby kommune")
+        .flat_map(|u| {
+            u["roles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap())
+        })
+        .collect();
+    for r in [
+        "physician",
+        "nurse",
+        "care_assistant",
+        "secretary",
+        "security_officer",
+        "tenant_admin",
+    ] {
         assert!(roles.contains(r), "no {r} in Nordby");
     }
-    assert!(users.iter().any(|u| u["tenant"] == "Sørby sykehus" && u["roles"] == serde_json::json!(["physician"])));
+    assert!(
+        users
+            .iter()
+            .any(|u| u["tenant"] == "Sørby sykehus"
+                && u["roles"] == serde_json::json!(["physician"]))
+    );
     for u in users {
-        for key in ["username", "password", "totp_secret", "kind", "roles", "tenant", "api_token", "person_id", "patients", "patient_id"] {
+        for key in [
+            "username",
+            "password",
+            "totp_secret",
+            "kind",
+            "roles",
+            "tenant",
+            "api_token",
+            "person_id",
+            "patients",
+            "patient_id",
+        ] {
             assert!(u.get(key).is_some(), "{} lacks {key}", u["username"]);
         }
         match u["kind"].as_str().unwrap() {
@@ -27,22 +65,61 @@ async fn demo_credentials_follow_the_contract() {
             other => panic!("kind {other}"),
         }
         // Every listed login works, and so does every token.
-        let me = app.client.get(app.url("/api/me")).bearer_auth(u["api_token"].as_str().unwrap()).send().await.unwrap();
+        let me = app
+            .client
+            .get(app.url("/api/me"))
+            .bearer_auth(u["api_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(me.status(), 200, "{}", u["username"]);
     }
     assert_eq!(users.iter().filter(|u| u["kind"] == "relative").count(), 2);
     // The access cases the later issues show: shared patients, patients outside a list, a
     // patient with a login whom some staff member may read, and one whom nobody may.
-    let list = |name: &str| -> HashSet<String> { app.user(name)["patients"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect() };
-    let (lege, haugen, aas) = (list("lege.lund"), list("sykepleier.haugen"), list("helsefagarbeider.aas"));
+    let list = |name: &str| -> HashSet<String> {
+        app.user(name)["patients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect()
+    };
+    let (lege, haugen, aas) = (
+        list("lege.lund"),
+        list("sykepleier.haugen"),
+        list("helsefagarbeider.aas"),
+    );
     assert!(!lege.is_disjoint(&haugen), "staff share patients");
     assert!(!lege.is_subset(&aas) && !aas.is_subset(&lege));
-    let astrid = app.user("astrid.haugland")["patient_id"].as_str().unwrap().to_string();
+    let astrid = app.user("astrid.haugland")["patient_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(lege.contains(&astrid));
-    let ragnhild = app.user("ragnhild.fjeld")["patient_id"].as_str().unwrap().to_string();
-    let all: HashSet<String> = users.iter().flat_map(|u| u["patients"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string())).collect();
+    let ragnhild = app.user("ragnhild.fjeld")["patient_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let all: HashSet<String> = users
+        .iter()
+        .flat_map(|u| {
+            u["patients"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap().to_string())
+        })
+        .collect();
     assert!(!all.contains(&ragnhild));
-    let patients = stdout(&app.admin(&["person", "list", "--tenant", "Nordby kommune", "--kind", "patient"]));
+    let patients = stdout(&app.admin(&[
+        "person",
+        "list",
+        "--tenant",
+        "Nordby kommune",
+        "--kind",
+        "patient",
+    ]));
     assert!(patients.lines().count() >= 20);
 }
 
@@ -57,8 +134,16 @@ async fn demo_reuses_a_data_dir_and_rotates_only_the_tokens() {
     drop(first);
     let second = spawn_demo_with(Some(dir.clone()), &[]);
     let after = &second.creds;
-    assert_eq!(before["users"].as_array().unwrap().len(), after["users"].as_array().unwrap().len());
-    for (a, b) in before["users"].as_array().unwrap().iter().zip(after["users"].as_array().unwrap()) {
+    assert_eq!(
+        before["users"].as_array().unwrap().len(),
+        after["users"].as_array().unwrap().len()
+    );
+    for (a, b) in before["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(after["users"].as_array().unwrap())
+    {
         assert_eq!(a["username"], b["username"]);
         assert_eq!(a["password"], b["password"]);
         assert_eq!(a["totp_secret"], b["totp_secret"]);
@@ -75,24 +160,76 @@ async fn patient_names_and_national_ids_are_not_in_the_database_files() {
     let mut files = vec![];
     for entry in std::fs::read_dir(&app.dir).unwrap() {
         let p = entry.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with("tillit.db") {
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("tillit.db")
+        {
             files.push(p);
         }
     }
-    assert!(files.len() >= 2, "expected the database and its WAL: {files:?}");
+    assert!(
+        files.len() >= 2,
+        "expected the database and its WAL: {files:?}"
+    );
     // Names of demo patients and the shape of their synthetic national ids.
-    let needles: Vec<&[u8]> = vec![b"Haugland", b"Solveig", b"Kristiansen", b"Ragnhild", "Rønning".as_bytes()];
+    // Patients' names, their usernames (which contain names), relatives' names, TOTP secrets.
+    let mut needles: Vec<Vec<u8>> = [
+        "Haugland",
+        "haugland",
+        "Solveig",
+        "Kristiansen",
+        "Ragnhild",
+        "Rønning",
+        "Magnus",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    for u in app.creds["users"].as_array().unwrap() {
+        needles.push(u["username"].as_str().unwrap().as_bytes().to_vec());
+        if let Some(t) = u["totp_secret"].as_str() {
+            needles.push(t.as_bytes().to_vec());
+        }
+    }
+    // Make sure the log has seen a login, a failure with an unknown name, and a token use.
+    app.session("astrid.haugland").await;
+    app.login(serde_json::json!({"username": "ukjent.person", "password": "wrong-password"}))
+        .await;
+    let tok = app.user("lege.lund")["api_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.client
+        .get(app.url("/api/me"))
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .unwrap();
+    needles.push(b"ukjent.person".to_vec());
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
         for n in &needles {
-            assert!(!bytes.windows(n.len()).any(|w| w == *n), "{} found in {}", String::from_utf8_lossy(n), f.display());
+            assert!(
+                !bytes.windows(n.len()).any(|w| w == n.as_slice()),
+                "{} found in {}",
+                String::from_utf8_lossy(n),
+                f.display()
+            );
         }
         // No 11-digit run with month + 80 (a synthetic national id) in clear.
         let text = String::from_utf8_lossy(&bytes);
-        let digits: Vec<&str> = text.split(|c: char| !c.is_ascii_digit()).filter(|d| d.len() == 11).collect();
+        let digits: Vec<&str> = text
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|d| d.len() == 11)
+            .collect();
         for d in digits {
             let month: u32 = d[2..4].parse().unwrap();
-            assert!(!(81..=92).contains(&month), "national id-like {d} in {}", f.display());
+            assert!(
+                !(81..=92).contains(&month),
+                "national id-like {d} in {}",
+                f.display()
+            );
         }
     }
 }
@@ -100,9 +237,18 @@ async fn patient_names_and_national_ids_are_not_in_the_database_files() {
 #[test]
 fn a_corrupt_or_newer_database_is_refused_and_not_modified() {
     let dir = tempdir("corrupt");
-    std::fs::write(dir.join("tillit.db"), b"definitely not sqlite, but some bytes here").unwrap();
+    std::fs::write(
+        dir.join("tillit.db"),
+        b"definitely not sqlite, but some bytes here",
+    )
+    .unwrap();
     let before = std::fs::read(dir.join("tillit.db")).unwrap();
-    let out = std::process::Command::new(BIN).args(["demo", "--data-dir"]).arg(&dir).args(["--listen", "127.0.0.1:0"]).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["demo", "--data-dir"])
+        .arg(&dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a SQLite database"), "{err}");

@@ -1,5 +1,5 @@
-use reqwest::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE};
-use serde_json::{json, Value};
+use reqwest::header::{COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -7,13 +7,24 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_tillit");
 
 pub fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tillit-it-{tag}-{}-{}", std::process::id(), rand_suffix()));
+    let d = std::env::temp_dir().join(format!(
+        "tillit-it-{tag}-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
     std::fs::create_dir_all(&d).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
     d
 }
 
 fn rand_suffix() -> String {
-    tillit_crypto::random_token("").expose().chars().filter(char::is_ascii_alphanumeric).take(8).collect()
+    tillit_crypto::random_token("")
+        .expose()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect()
 }
 
 pub struct TestApp {
@@ -52,12 +63,21 @@ pub fn spawn_demo_with(dir: Option<PathBuf>, env: &[(&str, &str)]) -> TestApp {
     let creds_path = dir.join("demo-credentials.json");
     let _ = std::fs::remove_file(&creds_path);
     let mut cmd = Command::new(BIN);
-    cmd.args(["demo", "--data-dir"]).arg(&dir).args(["--listen", "127.0.0.1:0", "--exit-on-stdin-eof"]);
+    cmd.args(["demo", "--data-dir"]).arg(&dir).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--exit-on-stdin-eof",
+    ]);
     for (k, v) in env {
         cmd.env(k, v);
     }
     let log = std::fs::File::create(dir.with_extension("log")).unwrap();
-    let child = cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+    let child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
     let start = Instant::now();
     let creds: Value = loop {
         if let Ok(text) = std::fs::read_to_string(&creds_path)
@@ -65,13 +85,25 @@ pub fn spawn_demo_with(dir: Option<PathBuf>, env: &[(&str, &str)]) -> TestApp {
         {
             break v;
         }
-        assert!(start.elapsed() < Duration::from_secs(90), "demo did not start: {}", std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default());
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "demo did not start: {}",
+            std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let base = creds["base_url"].as_str().unwrap().to_string();
     let port = base.rsplit(':').next().unwrap().parse().unwrap();
     let client = client_for(Path::new(creds["ca_cert"].as_str().unwrap()));
-    TestApp { dir, base, port, creds, client, child, keep_dir: false }
+    TestApp {
+        dir,
+        base,
+        port,
+        creds,
+        client,
+        child,
+        keep_dir: false,
+    }
 }
 
 pub fn spawn_demo() -> TestApp {
@@ -88,19 +120,31 @@ impl TestApp {
     }
 
     pub fn user(&self, username: &str) -> &Value {
-        self.creds["users"].as_array().unwrap().iter().find(|u| u["username"] == username).unwrap_or_else(|| panic!("no demo user {username}"))
+        self.creds["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"] == username)
+            .unwrap_or_else(|| panic!("no demo user {username}"))
     }
-
 
     pub fn totp_now(&self, username: &str, offset_steps: i64) -> String {
         let secret = self.user(username)["totp_secret"].as_str().unwrap();
         let t = tillit_crypto::TotpSecret::from_base32(secret, "Tillit", username).unwrap();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
         t.code_at(now + offset_steps * 30)
     }
 
     pub async fn login(&self, body: Value) -> reqwest::Response {
-        self.client.post(self.url("/auth/login")).json(&body).send().await.unwrap()
+        self.client
+            .post(self.url("/auth/login"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Logs a demo user in (TOTP computed when needed) and returns the session.
@@ -122,11 +166,21 @@ impl TestApp {
 }
 
 pub fn admin(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(BIN).arg("admin").arg("--data-dir").arg(dir).args(args).output().unwrap()
+    Command::new(BIN)
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 pub fn stdout(o: &std::process::Output) -> String {
-    assert!(o.status.success(), "command failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "command failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
@@ -138,10 +192,20 @@ pub struct Session {
 
 impl Session {
     pub async fn from_response(resp: reqwest::Response) -> Self {
-        let set_cookie = resp.headers().get(SET_COOKIE).unwrap().to_str().unwrap().to_string();
+        let set_cookie = resp
+            .headers()
+            .get(SET_COOKIE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         let cookie = set_cookie.split(';').next().unwrap().to_string();
         let body = resp.json().await.unwrap();
-        Session { cookie, set_cookie, body }
+        Session {
+            cookie,
+            set_cookie,
+            body,
+        }
     }
 
     pub fn headers(&self) -> HeaderMap {
@@ -157,5 +221,8 @@ impl Session {
 
 /// The security events of the data dir, newest first.
 pub fn events(dir: &Path) -> Vec<Value> {
-    stdout(&admin(dir, &["events", "--limit", "1000"])).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    stdout(&admin(dir, &["events", "--limit", "1000"]))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }

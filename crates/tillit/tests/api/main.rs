@@ -1,6 +1,11 @@
 //! Black-box tests: the real `tillit` binary on an ephemeral port over real TLS, with a fresh
 //! data dir per test. One test binary (modules below) to keep link time down.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod helpers;
 

@@ -64,10 +64,17 @@ const WEAK: &[u16] = &[0xc013, 0xc014, 0x002f, 0x0035, 0x000a]; // CBC and RSA k
 async fn tls_1_1_and_1_0_handshakes_are_refused() {
     let app = spawn_demo();
     // Control: the hand-built hello is good enough to get a ServerHello when it offers 1.2.
-    assert_eq!(probe(app.port, &client_hello(0x0303, STRONG_TLS12)).map(|r| r.0), Some(0x16));
+    assert_eq!(
+        probe(app.port, &client_hello(0x0303, STRONG_TLS12)).map(|r| r.0),
+        Some(0x16)
+    );
     for version in [0x0302u16, 0x0301] {
         let r = probe(app.port, &client_hello(version, STRONG_TLS12));
-        assert_ne!(r.map(|r| r.0), Some(0x16), "version {version:#x} got a ServerHello");
+        assert_ne!(
+            r.map(|r| r.0),
+            Some(0x16),
+            "version {version:#x} got a ServerHello"
+        );
         // protocol_version (70) when the server says why.
         if let Some((0x15, Some(desc))) = r {
             assert_eq!(desc, 70, "alert for {version:#x}");
@@ -79,23 +86,35 @@ async fn tls_1_1_and_1_0_handshakes_are_refused() {
 async fn weak_tls_1_2_suites_are_refused() {
     let app = spawn_demo();
     let r = probe(app.port, &client_hello(0x0303, WEAK));
-    assert_eq!(r, Some((0x15, Some(40))), "expected a handshake_failure alert");
+    assert_eq!(
+        r,
+        Some((0x15, Some(40))),
+        "expected a handshake_failure alert"
+    );
 }
 
-async fn handshake(port: u16, ca: &str, versions: &[&'static rustls::SupportedProtocolVersion]) -> rustls::ProtocolVersion {
+async fn handshake(
+    port: u16,
+    ca: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ProtocolVersion {
     let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::read(ca).unwrap();
     use rustls::pki_types::pem::PemObject;
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
         roots.add(c.unwrap()).unwrap();
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let tls = connector.connect(name, tcp).await.unwrap();
     tls.get_ref().1.protocol_version().unwrap()
@@ -105,11 +124,21 @@ async fn handshake(port: u16, ca: &str, versions: &[&'static rustls::SupportedPr
 async fn tls_1_2_and_1_3_work_and_the_certificate_names_localhost() {
     let app = spawn_demo();
     let ca = app.creds["ca_cert"].as_str().unwrap();
-    assert_eq!(handshake(app.port, ca, &[&rustls::version::TLS13]).await, rustls::ProtocolVersion::TLSv1_3);
-    assert_eq!(handshake(app.port, ca, &[&rustls::version::TLS12]).await, rustls::ProtocolVersion::TLSv1_2);
+    assert_eq!(
+        handshake(app.port, ca, &[&rustls::version::TLS13]).await,
+        rustls::ProtocolVersion::TLSv1_3
+    );
+    assert_eq!(
+        handshake(app.port, ca, &[&rustls::version::TLS12]).await,
+        rustls::ProtocolVersion::TLSv1_2
+    );
     // And via 127.0.0.1 (the certificate carries the IP too).
     let c = client_for(std::path::Path::new(ca));
-    let r = c.get(format!("https://127.0.0.1:{}/healthz", app.port)).send().await.unwrap();
+    let r = c
+        .get(format!("https://127.0.0.1:{}/healthz", app.port))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -118,8 +147,12 @@ async fn plain_http_on_the_tls_port_gets_no_data() {
     let app = spawn_demo();
     let mut s = TcpStream::connect(("127.0.0.1", app.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    assert!(!String::from_utf8_lossy(&buf).contains("ok"), "served plaintext: {buf:?}");
+    assert!(
+        !String::from_utf8_lossy(&buf).contains("ok"),
+        "served plaintext: {buf:?}"
+    );
 }
