@@ -222,6 +222,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_in_the_repository_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tillit.example.toml");
+        let c = Config::load(Some(&path)).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(c.server.redirect_listen.map(|a| a.port()), Some(8080));
+    }
+
+    #[test]
     fn bad_config_names_the_key_and_reason() {
         let e = with_file("[server]\nlisten = \"not an address\"\n")
             .err()

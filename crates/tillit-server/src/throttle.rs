@@ -84,7 +84,7 @@ impl Throttle {
     /// every `max_failures`-th failure locks, for `base * 2^(k-1)` seconds, capped.
     pub fn account_lockout(&self, n: u32, max_failures: u32) -> Option<i64> {
         let max_failures = max_failures.max(1);
-        if n == 0 || n % max_failures != 0 {
+        if n == 0 || !n.is_multiple_of(max_failures) {
             return None;
         }
         Some(backoff(

@@ -216,13 +216,13 @@ async fn story(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let rels = store
-        .care_relationships_for_staff(&t.id, &nurse.id, &[unit.id.clone()])
+        .care_relationships_for_staff(&t.id, &nurse.id, std::slice::from_ref(&unit.id))
         .await
         .unwrap();
     assert_eq!(active_patients(&rels, now()), vec![patient.id.clone()]);
     assert!(
         store
-            .care_relationships_for_staff(&other.id, &nurse.id, &[unit.id.clone()])
+            .care_relationships_for_staff(&other.id, &nurse.id, std::slice::from_ref(&unit.id))
             .await
             .unwrap()
             .is_empty()

@@ -571,8 +571,8 @@ pub fn print_summary(c: &Credentials, ca_created: bool, credentials_path: &Path)
     );
     println!();
     println!(
-        "{:<22} {:<18} {:<16} {:<34} {}",
-        "username", "password", "tenant", "roles / kind", "TOTP secret"
+        "{:<22} {:<18} {:<16} {:<34} TOTP secret",
+        "username", "password", "tenant", "roles / kind"
     );
     for u in &c.users {
         let what = if u.roles.is_empty() {

@@ -338,10 +338,7 @@ async fn staff_without_totp_must_enrol_and_the_page_shows_a_qr_code() {
         .next()
         .unwrap();
     let totp = tillit_crypto::TotpSecret::from_base32(secret, "Tillit", "ny.ansatt").unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = tillit_core::Clock::unix(&tillit_core::SystemClock);
     let csrf = html
         .split("name=\"csrf\" value=\"")
         .nth(1)

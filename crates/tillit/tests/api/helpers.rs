@@ -131,10 +131,7 @@ impl TestApp {
     pub fn totp_now(&self, username: &str, offset_steps: i64) -> String {
         let secret = self.user(username)["totp_secret"].as_str().unwrap();
         let t = tillit_crypto::TotpSecret::from_base32(secret, "Tillit", username).unwrap();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
+        let now = tillit_core::Clock::unix(&tillit_core::SystemClock);
         t.code_at(now + offset_steps * 30)
     }
 
