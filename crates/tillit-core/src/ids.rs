@@ -143,3 +143,21 @@ mod tests {
         assert!(Username::parse("kåre").is_err());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic_and_accept_only_their_shape(s in "\\PC{0,80}") {
+            if let Ok(u) = Username::parse(&s) {
+                prop_assert!(u.as_str().len() >= 3 && u.as_str().len() <= 64);
+            }
+            if let Ok(t) = TenantId::parse(s.clone()) {
+                prop_assert!(t.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
+            }
+        }
+    }
+}

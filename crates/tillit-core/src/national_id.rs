@@ -224,3 +224,49 @@ mod tests {
         assert_eq!(format!("{id:?}"), "NationalId([redacted])");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(s in ".{0,20}") {
+            let _ = NationalId::parse(&s);
+        }
+
+        #[test]
+        fn parse_of_any_11_digits_never_panics(s in "[0-9]{11}") {
+            if let Ok(id) = NationalId::parse(&s) {
+                prop_assert_eq!(id.expose(), s);
+            }
+        }
+
+        #[test]
+        fn synthetic_ids_always_parse_back(days in 0i64..(365 * 110), male: bool, n in 0u16..20) {
+            let birth = time::macros::date!(1915 - 01 - 01) + time::Duration::days(days);
+            let sex = if male { Sex::Male } else { Sex::Female };
+            if let Some(id) = NationalId::synthetic(birth, sex, n) {
+                let back = NationalId::parse(&id.expose());
+                prop_assert!(back.is_ok(), "{} for {birth}", id.expose());
+                let back = back.unwrap_or_else(|_| unreachable!());
+                prop_assert!(back.is_synthetic());
+                prop_assert_eq!(back.sex(), sex);
+            }
+        }
+
+        #[test]
+        fn one_changed_digit_is_always_caught(days in 0i64..(365 * 100), pos in 0usize..11, delta in 1u8..10) {
+            let birth = time::macros::date!(1920 - 01 - 01) + time::Duration::days(days);
+            if let Some(id) = NationalId::synthetic(birth, Sex::Female, 0) {
+                let mut digits: Vec<u8> = id.expose().into_bytes();
+                if let Some(d) = digits.get_mut(pos) {
+                    *d = b'0' + (*d - b'0' + delta) % 10;
+                }
+                let changed = String::from_utf8(digits).unwrap_or_default();
+                prop_assert!(NationalId::parse(&changed).is_err(), "{changed} accepted");
+            }
+        }
+    }
+}

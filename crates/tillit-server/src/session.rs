@@ -314,3 +314,34 @@ pub async fn security_event(
         .map(|_| ())
         .map_err(|e| AppError::Unavailable(format!("security event not recorded: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn cookie_finds_the_named_value_only() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            "a=1; __Host-tillit_session=abc; b=2"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie(&h, "c"), None);
+        assert_eq!(cookie(&HeaderMap::new(), "a"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn cookie_parsing_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = axum::http::HeaderValue::from_bytes(&raw) {
+                h.insert(header::COOKIE, v);
+            }
+            let _ = cookie(&h, SESSION_COOKIE);
+        }
+    }
+}

@@ -339,3 +339,15 @@ mod tests {
         assert_eq!(f.get("d").map(String::as_str), Some(""));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn form_parsing_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = super::form_fields(&raw);
+        }
+    }
+}

@@ -1,9 +1,14 @@
 //! Session lifetimes, driven through the router with a clock the test moves.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{header, Request, StatusCode};
+use axum::http::{Request, StatusCode, header};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tillit_core::{ManualClock, OrgUnitId, Period, PersonId, PersonKind, Role, Username};
@@ -11,8 +16,8 @@ use tillit_crypto::{Kek, Keyring, PasswordHasher, SecretString, TotpSecret};
 use tillit_server::{AppState, Config};
 use tillit_store::*;
 use tillit_store_sqlite::{SqliteKeyVault, SqliteStore};
-use time::macros::datetime;
 use time::Duration;
+use time::macros::datetime;
 use tower::ServiceExt;
 
 struct Harness {
@@ -27,18 +32,42 @@ async fn harness(mut config: Config) -> Harness {
     std::fs::create_dir_all(&dir).unwrap();
     let vault = SqliteKeyVault::open(&dir.join("keys.db")).unwrap();
     let keyring = Arc::new(Keyring::new(Kek::from_bytes([1; 32]), Arc::new(vault)));
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("tillit.db"), Arc::new(KeyringCipher(keyring))).unwrap());
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&dir.join("tillit.db"), Arc::new(KeyringCipher(keyring))).unwrap(),
+    );
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-22 12:00 UTC)));
     let now = datetime!(2026-11-22 12:00 UTC);
     // Cheap hashing parameters: these tests are about sessions, not Argon2.
     let hasher = Arc::new(PasswordHasher::with_params(1024, 1, 1).unwrap());
     let t = store.create_tenant("T", now).await.unwrap();
-    let unit = store.create_org_unit(&NewOrgUnit { id: OrgUnitId::random(), tenant: t.id.clone(), parent: None, name: "U".into() }, now).await.unwrap();
+    let unit = store
+        .create_org_unit(
+            &NewOrgUnit {
+                id: OrgUnitId::random(),
+                tenant: t.id.clone(),
+                parent: None,
+                name: "U".into(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
     let totp = TotpSecret::generate("Tillit", "nurse.one").unwrap();
-    for (name, kind) in [("nurse.one", PersonKind::Staff), ("patient.one", PersonKind::Patient)] {
+    for (name, kind) in [
+        ("nurse.one", PersonKind::Staff),
+        ("patient.one", PersonKind::Patient),
+    ] {
         let person = store
             .create_person(
-                &NewPerson { id: PersonId::random(), tenant: t.id.clone(), kind, display_name: None, professional_id: None, sealed_profile: None, national_id_index: None },
+                &NewPerson {
+                    id: PersonId::random(),
+                    tenant: t.id.clone(),
+                    kind,
+                    display_name: None,
+                    professional_id: None,
+                    sealed_profile: None,
+                    national_id_index: None,
+                },
                 now,
             )
             .await
@@ -50,8 +79,11 @@ async fn harness(mut config: Config) -> Harness {
                     tenant: t.id.clone(),
                     person: person.id.clone(),
                     username: Username::parse(name).unwrap(),
-                    password_hash: hasher.hash(&SecretString::new("correct horse battery")).unwrap(),
-                    totp_secret: (kind == PersonKind::Staff).then(|| totp.base32().expose().to_string()),
+                    password_hash: hasher
+                        .hash(&SecretString::new("correct horse battery"))
+                        .unwrap(),
+                    totp_secret: (kind == PersonKind::Staff)
+                        .then(|| totp.base32().expose().to_string()),
                 },
                 now,
             )
@@ -59,33 +91,64 @@ async fn harness(mut config: Config) -> Harness {
             .unwrap();
         if kind == PersonKind::Staff {
             store
-                .assign_role(&NewRoleAssignment { tenant: t.id.clone(), person: person.id, role: Role::Nurse, org_unit: unit.id.clone(), period: Period::new(now, None).unwrap() }, now)
+                .assign_role(
+                    &NewRoleAssignment {
+                        tenant: t.id.clone(),
+                        person: person.id,
+                        role: Role::Nurse,
+                        org_unit: unit.id.clone(),
+                        period: Period::new(now, None).unwrap(),
+                    },
+                    now,
+                )
                 .await
                 .unwrap();
         }
     }
     config.data_dir = dir.clone();
     let state = AppState::new(store, clock.clone(), hasher, config);
-    Harness { clock, app: tillit_server::router(state), totp, _dir: dir }
+    Harness {
+        clock,
+        app: tillit_server::router(state),
+        totp,
+        _dir: dir,
+    }
 }
 
 impl Harness {
     async fn call(&self, req: Request<Body>) -> axum::response::Response {
         let mut req = req;
-        req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 5555))));
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 5555))));
         self.app.clone().oneshot(req).await.unwrap()
     }
 
     async fn login(&self, username: &str, code: Option<String>) -> String {
         let body = serde_json::json!({"username": username, "password": "correct horse battery", "totp": code});
-        let req = Request::post("/auth/login").header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap();
+        let req = Request::post("/auth/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
         let resp = self.call(req).await;
         assert_eq!(resp.status(), StatusCode::OK);
-        resp.headers()[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string()
+        resp.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
     }
 
     async fn me(&self, cookie: &str) -> StatusCode {
-        self.call(Request::get("/api/me").header(header::COOKIE, cookie).body(Body::empty()).unwrap()).await.status()
+        self.call(
+            Request::get("/api/me")
+                .header(header::COOKIE, cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .status()
     }
 
     fn code(&self) -> String {
@@ -101,7 +164,11 @@ async fn staff_sessions_end_after_15_idle_minutes_but_activity_keeps_them() {
     let cookie = h.login("nurse.one", Some(h.code())).await;
     for _ in 0..6 {
         h.clock.advance(Duration::minutes(10));
-        assert_eq!(h.me(&cookie).await, StatusCode::OK, "active use keeps the session");
+        assert_eq!(
+            h.me(&cookie).await,
+            StatusCode::OK,
+            "active use keeps the session"
+        );
     }
     h.clock.advance(Duration::minutes(15));
     assert_eq!(h.me(&cookie).await, StatusCode::UNAUTHORIZED);
@@ -138,7 +205,10 @@ async fn an_account_lockout_ends_by_itself_and_doubles_when_repeated() {
     let h = harness(Config::default()).await;
     let bad = || {
         let body = serde_json::json!({"username": "patient.one", "password": "wrong wrong wrong"});
-        Request::post("/auth/login").header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap()
+        Request::post("/auth/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
     };
     for _ in 0..5 {
         assert_eq!(h.call(bad()).await.status(), StatusCode::UNAUTHORIZED);
@@ -162,11 +232,18 @@ async fn one_address_guessing_many_names_is_throttled() {
     cfg.login.ip_max_failures = 10;
     let h = harness(cfg).await;
     for i in 0..10 {
-        let body = serde_json::json!({"username": format!("guess{i}"), "password": "wrong wrong wrong"});
-        let req = Request::post("/auth/login").header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap();
+        let body =
+            serde_json::json!({"username": format!("guess{i}"), "password": "wrong wrong wrong"});
+        let req = Request::post("/auth/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
         assert_eq!(h.call(req).await.status(), StatusCode::UNAUTHORIZED);
     }
     let body = serde_json::json!({"username": "patient.one", "password": "correct horse battery"});
-    let req = Request::post("/auth/login").header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap();
+    let req = Request::post("/auth/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
     assert_eq!(h.call(req).await.status(), StatusCode::TOO_MANY_REQUESTS);
 }

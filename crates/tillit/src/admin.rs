@@ -9,7 +9,8 @@ use tillit_core::national_id::NationalId;
 use tillit_core::{OrgUnitId, Period, PersonId, PersonKind, Role, TenantId, Username};
 use tillit_crypto::{TotpSecret, random_token, token_hash, totp_qr_svg};
 use tillit_store::{
-    CareParty, NewApiToken, NewCareRelationship, NewOrgUnit, NewRoleAssignment, Tenant,
+    CareParty, NewApiToken, NewCareRelationship, NewOrgUnit, NewRoleAssignment, NewSecurityEvent,
+    SecurityEventKind, Tenant,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -309,6 +310,29 @@ async fn user_by_name(ctx: &Ctx, username: &str) -> Result<tillit_store::User> {
         .user_by_username(&Username::parse(username)?)
         .await?
         .with_context(|| format!("no user '{username}'"))
+}
+
+/// Admin actions on accounts are security events too (no IP: they come from the console).
+async fn admin_event(
+    ctx: &Ctx,
+    kind: SecurityEventKind,
+    user: &tillit_store::User,
+    detail: String,
+) -> Result<()> {
+    ctx.store
+        .append_security_event(&NewSecurityEvent {
+            at: ctx.clock_now(),
+            tenant: Some(user.tenant.clone()),
+            user: Some(user.id.clone()),
+            username: Some(user.username.to_string()),
+            kind,
+            outcome_ok: true,
+            detail,
+            ip: None,
+            user_agent: Some("tillit admin (CLI)".into()),
+        })
+        .await?;
+    Ok(())
 }
 
 pub async fn run(ctx: &Ctx, cmd: AdminCommand) -> Result<()> {
@@ -631,6 +655,13 @@ pub async fn run(ctx: &Ctx, cmd: AdminCommand) -> Result<()> {
                     now,
                 )
                 .await?;
+            admin_event(
+                ctx,
+                SecurityEventKind::TokenCreated,
+                &user,
+                format!("token {} expires {}", t.id, t.expires_at),
+            )
+            .await?;
             eprintln!(
                 "token {} for {} expires {}; it is shown only now:",
                 t.id, user.username, t.expires_at
@@ -691,6 +722,13 @@ pub async fn run(ctx: &Ctx, cmd: AdminCommand) -> Result<()> {
                 bail!("user {} has no token {id}", user.username);
             }
             ctx.store.revoke_api_token(&user.tenant, &id, now).await?;
+            admin_event(
+                ctx,
+                SecurityEventKind::TokenRevoked,
+                &user,
+                format!("token {id}"),
+            )
+            .await?;
             println!("revoked {id}");
         }
     }
