@@ -4,7 +4,12 @@
 //! interleaved in one run, so machine noise hits both alike. Prints medians and the ratio.
 //!
 //! `cargo bench -p tillit --bench login`
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "../tests/api/helpers.rs"]
 #[allow(dead_code)]
@@ -25,17 +30,25 @@ fn pct(v: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let app = helpers::spawn_demo_with(None, &[("TILLIT_LOGIN__IP_MAX_FAILURES", "1000000")]);
-    let accounts: Vec<String> = app.creds["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap().to_string()).collect();
+    let accounts: Vec<String> = app.creds["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_string())
+        .collect();
     // Warm up connections and caches.
     for i in 0..5 {
-        app.login(json!({"username": format!("warmup{i}"), "password": "warm-up-password"})).await;
+        app.login(json!({"username": format!("warmup{i}"), "password": "warm-up-password"}))
+            .await;
     }
     let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
     // Four failures per account stays below the lockout (five).
     for round in 0..4 {
         for (i, name) in accounts.iter().enumerate() {
             let t = Instant::now();
-            let r = app.login(json!({"username": name, "password": format!("not-the-password-{round}")})).await;
+            let r = app
+                .login(json!({"username": name, "password": format!("not-the-password-{round}")}))
+                .await;
             wrong.push(t.elapsed().as_secs_f64() * 1000.0);
             assert_eq!(r.status(), 401);
             let t = Instant::now();
@@ -45,8 +58,19 @@ async fn main() {
         }
     }
     let (mu, mw) = (median(&mut unknown), median(&mut wrong));
-    println!("login timing over HTTPS, {} samples each, interleaved (ms):", unknown.len());
-    println!("  unknown username : median {mu:7.2}  p10 {:7.2}  p90 {:7.2}", pct(&unknown, 0.1), pct(&unknown, 0.9));
-    println!("  wrong password   : median {mw:7.2}  p10 {:7.2}  p90 {:7.2}", pct(&wrong, 0.1), pct(&wrong, 0.9));
+    println!(
+        "login timing over HTTPS, {} samples each, interleaved (ms):",
+        unknown.len()
+    );
+    println!(
+        "  unknown username : median {mu:7.2}  p10 {:7.2}  p90 {:7.2}",
+        pct(&unknown, 0.1),
+        pct(&unknown, 0.9)
+    );
+    println!(
+        "  wrong password   : median {mw:7.2}  p10 {:7.2}  p90 {:7.2}",
+        pct(&wrong, 0.1),
+        pct(&wrong, 0.9)
+    );
     println!("  ratio unknown/wrong (median): {:.3}", mu / mw);
 }

@@ -138,6 +138,15 @@ async fn demo_reuses_a_data_dir_and_rotates_only_the_tokens() {
         before["users"].as_array().unwrap().len(),
         after["users"].as_array().unwrap().len()
     );
+    // The local CA and certificate are reused, not made anew.
+    assert_eq!(
+        before["ca_fingerprint_sha256"],
+        after["ca_fingerprint_sha256"]
+    );
+    assert_eq!(
+        before["ca_fingerprint_sha256"].as_str().unwrap().len(),
+        32 * 3 - 1
+    );
     for (a, b) in before["users"]
         .as_array()
         .unwrap()
