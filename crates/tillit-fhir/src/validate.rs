@@ -1,0 +1,1 @@
+//! Validation of resources against the R4 structure definitions (being written).
