@@ -69,6 +69,10 @@ pub struct LoginConfig {
 pub struct LimitsConfig {
     /// Largest accepted request body, in bytes.
     pub body_bytes: usize,
+    /// Deepest nesting of a JSON body.
+    pub json_depth: usize,
+    /// Most items in one JSON array.
+    pub json_array_items: usize,
     /// Seconds a client has to finish the TLS handshake.
     pub handshake_timeout_seconds: u32,
     /// Seconds a request may take in all.
@@ -102,6 +106,8 @@ impl Default for Config {
             },
             limits: LimitsConfig {
                 body_bytes: 5 * 1024 * 1024,
+                json_depth: 48,
+                json_array_items: 10_000,
                 handshake_timeout_seconds: 10,
                 request_timeout_seconds: 60,
             },
@@ -165,6 +171,12 @@ impl Config {
             return bad(
                 "login.lockout_seconds",
                 "must be at least 1 and not above login.max_lockout_seconds",
+            );
+        }
+        if self.limits.json_depth < 8 || self.limits.json_array_items < 100 {
+            return bad(
+                "limits.json_depth",
+                "must be at least 8 (and limits.json_array_items at least 100)",
             );
         }
         if self.limits.body_bytes < 1024 {

@@ -6,8 +6,10 @@
 
 pub mod api;
 pub mod auth;
+pub mod authz;
 pub mod config;
 pub mod error;
+pub mod fhir;
 pub mod health;
 pub mod metrics;
 pub mod serve;
@@ -74,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/static/tillit.css", get(views::stylesheet))
+        .merge(fhir::routes())
         .fallback(views::not_found)
         .layer(middleware::from_fn(same_origin_guard))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -112,7 +115,11 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/html"));
+        .is_some_and(|ct| {
+            ct.starts_with("application/json")
+                || ct.starts_with("application/fhir+json")
+                || ct.starts_with("text/html")
+        });
     if ours || !(status.is_client_error()) {
         return resp;
     }

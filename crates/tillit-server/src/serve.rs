@@ -59,6 +59,15 @@ pub async fn serve_https(
             metrics.open_connections.inc();
             let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
+                // HTTP/2 carries the host in :authority; give handlers one place to look.
+                if !req.headers().contains_key(hyper::header::HOST)
+                    && let Some(authority) = req
+                        .uri()
+                        .authority()
+                        .and_then(|a| hyper::header::HeaderValue::from_str(a.as_str()).ok())
+                {
+                    req.headers_mut().insert(hyper::header::HOST, authority);
+                }
                 app.clone().oneshot(req)
             });
             let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())

@@ -3,7 +3,9 @@ use crate::metrics::Metrics;
 use crate::throttle::Throttle;
 use std::sync::Arc;
 use tillit_core::Clock;
-use tillit_crypto::PasswordHasher;
+use tillit_crypto::{Keyring, PasswordHasher};
+use tillit_fhir::category::Rule;
+use tillit_fhir::json::Limits;
 use tillit_store::Store;
 
 /// What every handler shares. Cheap to clone.
@@ -17,6 +19,11 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Issuer shown in authenticator apps.
     pub totp_issuer: Arc<str>,
+    /// Seals resources and computes blind indexes.
+    pub keyring: Arc<Keyring>,
+    /// How resources get their category (tenant rules go in front of the defaults).
+    pub category_rules: Arc<Vec<Rule>>,
+    pub json_limits: Limits,
 }
 
 impl AppState {
@@ -24,6 +31,7 @@ impl AppState {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         hasher: Arc<PasswordHasher>,
+        keyring: Arc<Keyring>,
         config: Config,
     ) -> Self {
         let l = &config.login;
@@ -33,6 +41,11 @@ impl AppState {
             l.lockout_seconds,
             l.max_lockout_seconds,
         );
+        let json_limits = Limits {
+            max_bytes: config.limits.body_bytes,
+            max_depth: config.limits.json_depth,
+            max_array: config.limits.json_array_items,
+        };
         Self {
             store,
             clock,
@@ -41,6 +54,9 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             config: Arc::new(config),
             totp_issuer: Arc::from("Tillit"),
+            keyring,
+            category_rules: Arc::new(tillit_fhir::category::default_rules()),
+            json_limits,
         }
     }
 }

@@ -33,7 +33,11 @@ async fn harness(mut config: Config) -> Harness {
     let vault = SqliteKeyVault::open(&dir.join("keys.db")).unwrap();
     let keyring = Arc::new(Keyring::new(Kek::from_bytes([1; 32]), Arc::new(vault)));
     let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&dir.join("tillit.db"), Arc::new(KeyringCipher(keyring))).unwrap(),
+        SqliteStore::open(
+            &dir.join("tillit.db"),
+            Arc::new(KeyringCipher(keyring.clone())),
+        )
+        .unwrap(),
     );
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-22 12:00 UTC)));
     let now = datetime!(2026-11-22 12:00 UTC);
@@ -106,7 +110,7 @@ async fn harness(mut config: Config) -> Harness {
         }
     }
     config.data_dir = dir.clone();
-    let state = AppState::new(store, clock.clone(), hasher, config);
+    let state = AppState::new(store, clock.clone(), hasher, keyring, config);
     Harness {
         clock,
         app: tillit_server::router(state),

@@ -7,7 +7,10 @@ use tillit_store::{FieldCipher, StoreError, StoreResult};
 const APPLICATION_ID: i32 = 0x5449_4C4C; // "TILL"
 
 /// Migrations in order; their index + 1 is the schema version. Never edit a released one.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_foundation.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_foundation.sql"),
+    include_str!("../migrations/0002_resources.sql"),
+];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

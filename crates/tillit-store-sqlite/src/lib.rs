@@ -6,6 +6,7 @@
 
 mod conn;
 mod queries;
+mod resources;
 mod vault;
 
 pub use conn::{SCHEMA_VERSION, SqliteStore};

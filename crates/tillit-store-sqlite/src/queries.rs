@@ -249,6 +249,58 @@ fn expect_changed(n: usize, what: &'static str) -> StoreResult<()> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn write_resources(
+        &self,
+        tenant: &TenantId,
+        writes: Vec<ResourceWrite>,
+    ) -> StoreResult<()> {
+        self.write_resources_impl(tenant, writes).await
+    }
+
+    async fn current_resource(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &str,
+    ) -> StoreResult<Option<StoredVersion>> {
+        self.current_resource_impl(tenant, resource_type, id).await
+    }
+
+    async fn resource_version(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &str,
+        version: i64,
+    ) -> StoreResult<Option<StoredVersion>> {
+        self.resource_version_impl(tenant, resource_type, id, version)
+            .await
+    }
+
+    async fn resource_history(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: Option<&str>,
+        since: Option<OffsetDateTime>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredVersion>> {
+        self.resource_history_impl(tenant, resource_type, id, since, limit)
+            .await
+    }
+
+    async fn search_resources(
+        &self,
+        tenant: &TenantId,
+        query: &Query,
+    ) -> StoreResult<Vec<ResourceMeta>> {
+        self.search_resources_impl(tenant, query).await
+    }
+
+    async fn count_resources(&self, tenant: &TenantId, resource_type: &str) -> StoreResult<u64> {
+        self.count_resources_impl(tenant, resource_type).await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(driver))
             .await

@@ -10,7 +10,9 @@ use tillit_core::{OrgUnitId, PersonId, PersonKind, Role, TenantId, Username};
 use time::OffsetDateTime;
 
 mod records;
+mod resources;
 pub use records::*;
+pub use resources::*;
 
 /// Why a storage operation failed, in words a caller can act on. Driver details are flattened
 /// into the message so no driver type crosses this boundary.
@@ -195,6 +197,45 @@ pub trait Store: Send + Sync + 'static {
         idle_before: OffsetDateTime,
         created_before: OffsetDateTime,
     ) -> StoreResult<u64>;
+
+    // --- FHIR resources (sealed) ---
+    /// Writes versions atomically: all or none. A failed version check is `Conflict`.
+    async fn write_resources(
+        &self,
+        tenant: &TenantId,
+        writes: Vec<ResourceWrite>,
+    ) -> StoreResult<()>;
+    /// The current version (possibly a deletion), with its sealed body.
+    async fn current_resource(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &str,
+    ) -> StoreResult<Option<StoredVersion>>;
+    async fn resource_version(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &str,
+        version: i64,
+    ) -> StoreResult<Option<StoredVersion>>;
+    /// Versions newest first: of one resource (`id`) or of a whole type, optionally since a time.
+    async fn resource_history(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: Option<&str>,
+        since: Option<OffsetDateTime>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredVersion>>;
+    /// Current, not deleted resources matching `query`, sorted, metadata only.
+    async fn search_resources(
+        &self,
+        tenant: &TenantId,
+        query: &Query,
+    ) -> StoreResult<Vec<ResourceMeta>>;
+    /// Counts of current, not deleted resources by type (for the CapabilityStatement / stats).
+    async fn count_resources(&self, tenant: &TenantId, resource_type: &str) -> StoreResult<u64>;
 
     // --- security events (taken over by the audit log later) ---
     async fn append_security_event(&self, event: &NewSecurityEvent) -> StoreResult<i64>;

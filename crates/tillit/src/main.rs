@@ -216,6 +216,7 @@ async fn serve(config: Config, demo_tls: Option<certs::DemoTls>) -> Result<()> {
         ctx.store.clone(),
         ctx.clock.clone(),
         ctx.hasher.clone(),
+        ctx.keyring.clone(),
         config.clone(),
     );
     spawn_session_sweeper(&state);
