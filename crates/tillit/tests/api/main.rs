@@ -13,4 +13,5 @@ mod admin_cli;
 mod auth;
 mod demo;
 mod edge;
+mod fhir;
 mod tls;
