@@ -65,8 +65,15 @@ pub struct Target<'a> {
 /// Proof that a decision permitted an access. Only this module can make one.
 #[derive(Debug)]
 pub struct Permit {
-    pub policy: &'static str,
-    _private: (),
+    // Private: only this module can make a Permit.
+    policy: &'static str,
+}
+
+impl Permit {
+    /// The policy that permitted the access (for the audit event).
+    pub fn policy(&self) -> &'static str {
+        self.policy
+    }
 }
 
 /// A refusal with the reason to show the caller.
@@ -85,7 +92,6 @@ pub fn authorize(actor: Actor<'_>, _action: Action, target: &Target<'_>) -> Resu
     }
     Ok(Permit {
         policy: "platform.tenant-isolation",
-        _private: (),
     })
 }
 

@@ -3,6 +3,7 @@
 //! every access case can be shown. Also writes `demo-credentials.json` (a scripting contract).
 
 use crate::Ctx;
+use crate::demo_records::{self, DemoPatientRecord, DemoStaffRecord};
 use crate::people::{self, NewAccount, PatientProfile};
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -300,6 +301,35 @@ pub async fn seed(ctx: &Ctx) -> Result<()> {
             };
             people::create_patient(ctx, &tenant.id, &pid(tenant_name, pt.key), &profile).await?;
         }
+        let staff_records: Vec<DemoStaffRecord<'_>> = staff
+            .iter()
+            .map(|s| DemoStaffRecord {
+                id: pid(tenant_name, s.username),
+                name: s.name,
+                hpr: s.hpr,
+            })
+            .collect();
+        let mut patient_records = Vec::new();
+        for (i, pt) in patients.iter().enumerate() {
+            patient_records.push(DemoPatientRecord {
+                id: pid(tenant_name, pt.key),
+                given: pt.given,
+                family: pt.family,
+                born: pt.born,
+                sex: pt.sex,
+                national_id: NationalId::synthetic(pt.born, pt.sex, u16::try_from(i).unwrap_or(0))
+                    .context("no synthetic national id for a demo birth date")?,
+                index: i,
+            });
+        }
+        demo_records::seed(
+            ctx,
+            &tenant.id,
+            tenant_name,
+            &staff_records,
+            &patient_records,
+        )
+        .await?;
         if tenant_name == SORBY {
             for pt in SORBY_PATIENTS {
                 care(

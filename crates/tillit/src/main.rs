@@ -6,6 +6,8 @@
 mod admin;
 mod certs;
 mod demo;
+mod demo_records;
+mod import;
 mod people;
 
 use anyhow::{Context, Result};
@@ -46,6 +48,16 @@ enum Command {
         /// Stop when standard input closes (for test harnesses, so no server outlives them).
         #[arg(long, hide = true)]
         exit_on_stdin_eof: bool,
+    },
+    /// Load FHIR Bundles (a file or a folder, e.g. Synthea output) into a tenant.
+    Import {
+        /// A JSON file or a folder of them.
+        path: PathBuf,
+        #[arg(long, value_name = "DIR", default_value = "tillit-data")]
+        data_dir: PathBuf,
+        /// The tenant (name or id); may be left out when there is only one.
+        #[arg(long)]
+        tenant: Option<String>,
     },
     /// Manage tenants, org units, people, roles, care relationships and API tokens.
     Admin {
@@ -165,6 +177,24 @@ async fn run(cli: Cli) -> Result<()> {
             config.tls.cert = tls.server_cert.clone();
             config.tls.key = tls.server_key.clone();
             serve(config, Some(tls)).await
+        }
+        Command::Import {
+            path,
+            data_dir,
+            tenant,
+        } => {
+            let ctx = Ctx::open(&data_dir)?;
+            let mut config = Config::load(None)?;
+            config.data_dir = data_dir;
+            let report = import::run(&ctx, &path, tenant.as_deref(), config).await?;
+            import::print(&report);
+            if report.failed > 0 {
+                anyhow::bail!(
+                    "{} bundle(s) were refused; see the problems above",
+                    report.failed
+                );
+            }
+            Ok(())
         }
         Command::Admin { data_dir, command } => {
             let ctx = Ctx::open(&data_dir)?;
