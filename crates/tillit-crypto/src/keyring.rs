@@ -35,7 +35,8 @@ pub trait KeyVault: Send + Sync + 'static {
     /// Stores `wrapped` under `id` unless present; returns what is stored afterwards, so
     /// two racing creators agree on one key.
     fn put_if_absent(&self, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, KeyError>;
-    fn replace(&self, id: &str, wrapped: &[u8]) -> Result<(), KeyError>;
+    /// Replaces several wrapped keys at once: all or none (key rotation).
+    fn replace_all(&self, items: &[(String, Vec<u8>)]) -> Result<(), KeyError>;
     fn destroy(&self, id: &str) -> Result<bool, KeyError>;
     fn ids(&self) -> Result<Vec<String>, KeyError>;
 }
@@ -149,6 +150,98 @@ impl Kek {
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(Zeroizing::new(bytes))
     }
+
+    /// A fresh random KEK written to `path`, which must not exist (mode 0600).
+    pub fn create_file(path: &Path) -> Result<Self, KeyError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let err = |reason: String| KeyError::KeyFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let key = random_key()?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| err(e.to_string()))?;
+        f.write_all(key.as_ref())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| err(e.to_string()))?;
+        Ok(Self(key))
+    }
+
+    /// A KEK derived from a passphrase with Argon2id (64 MiB, 3 passes); the salt is kept in
+    /// `salt_path` (created on first use).
+    pub fn from_passphrase(passphrase: &str, salt_path: &Path) -> Result<Self, KeyError> {
+        let err = |reason: String| KeyError::KeyFile {
+            path: salt_path.display().to_string(),
+            reason,
+        };
+        if passphrase.chars().count() < 12 {
+            return Err(KeyError::KeyFile {
+                path: "passphrase".into(),
+                reason: "must be at least 12 characters".into(),
+            });
+        }
+        let salt = if salt_path.exists() {
+            std::fs::read(salt_path).map_err(|e| err(e.to_string()))?
+        } else {
+            let mut salt = vec![0u8; 16];
+            SystemRandom::new()
+                .fill(&mut salt)
+                .map_err(|_| KeyError::Rng)?;
+            std::fs::write(salt_path, &salt).map_err(|e| err(e.to_string()))?;
+            salt
+        };
+        let params =
+            argon2::Params::new(64 * 1024, 3, 1, Some(32)).map_err(|e| err(e.to_string()))?;
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let mut key = Zeroizing::new([0u8; 32]);
+        argon
+            .hash_password_into(passphrase.as_bytes(), &salt, key.as_mut())
+            .map_err(|e| err(e.to_string()))?;
+        Ok(Self(key))
+    }
+}
+
+/// Rotates a key-file KEK crash-safely: the new key is written beside the old one
+/// (`kek.key.new`), every KEK-wrapped key is re-wrapped in one vault transaction, then the
+/// new file replaces the old. [`load_key_file`] finishes or undoes an interrupted rotation.
+pub fn rotate_key_file(path: &Path, vault: Arc<dyn KeyVault>) -> Result<usize, KeyError> {
+    let old = load_key_file(path, vault.as_ref())?;
+    let new_path = path.with_extension("key.new");
+    let new = Kek::create_file(&new_path)?;
+    let copy = Kek(new.0.clone());
+    let mut ring = Keyring::new(old, vault);
+    let n = ring.rotate_kek(copy)?;
+    std::fs::rename(&new_path, path).map_err(|e| KeyError::KeyFile {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    drop(new);
+    Ok(n)
+}
+
+/// Loads (creating if absent) the key file, completing or rolling back a rotation that a
+/// crash interrupted.
+pub fn load_key_file(path: &Path, vault: &dyn KeyVault) -> Result<Kek, KeyError> {
+    let new_path = path.with_extension("key.new");
+    if new_path.exists() {
+        let new = Kek::from_file(&new_path)?;
+        if path.exists() && !Keyring::kek_matches(&new, vault)? {
+            // The vault was not re-wrapped: the rotation never happened.
+            let _ = std::fs::remove_file(&new_path);
+        } else {
+            std::fs::rename(&new_path, path).map_err(|e| KeyError::KeyFile {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    Kek::from_file(path)
 }
 
 /// The keyring: unwraps keys on demand and caches them in memory (zeroized on drop).
@@ -308,25 +401,40 @@ impl Keyring {
     /// Re-wraps every tenant key under `new_kek` (and keeps patient keys as they are: they are
     /// wrapped by tenant keys, which do not change). No data is re-encrypted.
     pub fn rotate_kek(&mut self, new_kek: Kek) -> Result<usize, KeyError> {
-        let mut n = 0;
+        let mut rewrapped = Vec::new();
         for id in self.vault.ids()? {
-            if !(id.starts_with("tenant/")
-                || id.starts_with("tenant-index/")
-                || id.starts_with("platform/"))
-            {
+            if !is_kek_wrapped(&id) {
                 continue;
             }
             let Some(wrapped) = self.vault.get(&id)? else {
                 continue;
             };
             let key = unwrap_key(&self.kek.0, &id, &wrapped)?;
-            let rewrapped = seal_with(&new_kek.0, id.as_bytes(), key.as_ref())?;
-            self.vault.replace(&id, &rewrapped)?;
-            n += 1;
+            rewrapped.push((
+                id.clone(),
+                seal_with(&new_kek.0, id.as_bytes(), key.as_ref())?,
+            ));
         }
+        self.vault.replace_all(&rewrapped)?;
         self.kek = new_kek;
-        Ok(n)
+        Ok(rewrapped.len())
     }
+
+    /// Whether `kek` opens the keys in the vault (checked on one of them).
+    pub fn kek_matches(kek: &Kek, vault: &dyn KeyVault) -> Result<bool, KeyError> {
+        for id in vault.ids()? {
+            if is_kek_wrapped(&id)
+                && let Some(w) = vault.get(&id)?
+            {
+                return Ok(unwrap_key(&kek.0, &id, &w).is_ok());
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn is_kek_wrapped(id: &str) -> bool {
+    id.starts_with("tenant/") || id.starts_with("tenant-index/") || id.starts_with("platform/")
 }
 
 fn hmac_index(key: &[u8; 32], field: &str, value: &str) -> [u8; 32] {
@@ -370,11 +478,11 @@ mod tests {
                 .or_insert_with(|| w.to_vec())
                 .clone())
         }
-        fn replace(&self, id: &str, w: &[u8]) -> Result<(), KeyError> {
-            self.0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id.into(), w.to_vec());
+        fn replace_all(&self, items: &[(String, Vec<u8>)]) -> Result<(), KeyError> {
+            let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, w) in items {
+                m.insert(id.clone(), w.clone());
+            }
             Ok(())
         }
         fn destroy(&self, id: &str) -> Result<bool, KeyError> {
@@ -456,6 +564,65 @@ mod tests {
         );
         let old = Keyring::new(Kek::from_bytes([7; 32]), vault);
         assert!(old.open_for_patient("t1", "p1", "x", &s).is_err());
+    }
+
+    #[test]
+    fn key_file_rotation_is_crash_safe() {
+        let dir = std::env::temp_dir().join(format!(
+            "tillit-kek-{}",
+            crate::random_token("").expose().get(..8).unwrap_or("x")
+        ));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let path = dir.join("kek.key");
+        let vault: Arc<MemVault> = Arc::default();
+        let kek = load_key_file(&path, vault.as_ref()).unwrap_or_else(|e| unreachable!("{e}"));
+        let ring = Keyring::new(kek, vault.clone());
+        let s = ring
+            .seal_for_patient("t", "p", "x", b"data")
+            .unwrap_or_default();
+        assert_eq!(rotate_key_file(&path, vault.clone()).unwrap_or(0), 1);
+        let reopened = Keyring::new(
+            load_key_file(&path, vault.as_ref()).unwrap_or_else(|e| unreachable!("{e}")),
+            vault.clone(),
+        );
+        assert_eq!(
+            reopened
+                .open_for_patient("t", "p", "x", &s)
+                .map(|v| v.to_vec())
+                .ok(),
+            Some(b"data".to_vec())
+        );
+        // A crash after writing kek.key.new but before re-wrapping: the new file is dropped.
+        let stray = Kek::create_file(&path.with_extension("key.new"))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        drop(stray);
+        let again = Keyring::new(
+            load_key_file(&path, vault.as_ref()).unwrap_or_else(|e| unreachable!("{e}")),
+            vault.clone(),
+        );
+        assert!(again.open_for_patient("t", "p", "x", &s).is_ok());
+        assert!(!path.with_extension("key.new").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_passphrase_derives_the_same_kek_with_the_same_salt() {
+        let dir = std::env::temp_dir().join(format!(
+            "tillit-pp-{}",
+            crate::random_token("").expose().get(..8).unwrap_or("x")
+        ));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let salt = dir.join("kek.salt");
+        let a = Kek::from_passphrase("correct horse battery staple", &salt)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let b = Kek::from_passphrase("correct horse battery staple", &salt)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let c = Kek::from_passphrase("another long passphrase", &salt)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(a.0.as_ref(), b.0.as_ref());
+        assert_ne!(a.0.as_ref(), c.0.as_ref());
+        assert!(Kek::from_passphrase("short", &salt).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -72,14 +72,21 @@ impl KeyVault for SqliteKeyVault {
         })
     }
 
-    fn replace(&self, id: &str, wrapped: &[u8]) -> Result<(), KeyError> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE keys SET wrapped = ?2 WHERE id = ?1",
-                params![id, wrapped],
-            )
-            .map(|_| ())
-        })
+    fn replace_all(&self, items: &[(String, Vec<u8>)]) -> Result<(), KeyError> {
+        let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = c.transaction().map_err(err)?;
+        for (id, wrapped) in items {
+            let n = tx
+                .execute(
+                    "UPDATE keys SET wrapped = ?2 WHERE id = ?1",
+                    params![id, wrapped],
+                )
+                .map_err(err)?;
+            if n != 1 {
+                return Err(KeyError::Missing(id.clone()));
+            }
+        }
+        tx.commit().map_err(err)
     }
 
     fn destroy(&self, id: &str) -> Result<bool, KeyError> {

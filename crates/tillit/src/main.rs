@@ -8,6 +8,7 @@ mod certs;
 mod demo;
 mod demo_records;
 mod import;
+mod keys;
 mod people;
 
 use anyhow::{Context, Result};
@@ -15,7 +16,7 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tillit_core::{Clock, SystemClock};
-use tillit_crypto::{Kek, Keyring, PasswordHasher};
+use tillit_crypto::{Keyring, PasswordHasher};
 use tillit_server::{AppState, Config};
 use tillit_store::Store;
 use tillit_store_sqlite::{SqliteKeyVault, SqliteStore};
@@ -49,6 +50,11 @@ enum Command {
         #[arg(long, hide = true)]
         exit_on_stdin_eof: bool,
     },
+    /// Key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Load FHIR Bundles (a file or a folder, e.g. Synthea output) into a tenant.
     Import {
         /// A JSON file or a folder of them.
@@ -68,8 +74,20 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-wrap every tenant key under a new key-encryption key (no data is re-encrypted).
+    /// Stop the server first.
+    Rotate {
+        #[arg(long, value_name = "DIR", default_value = "tillit-data")]
+        data_dir: PathBuf,
+    },
+}
+
 /// What commands share: the store, the clock, the password hasher and the keyring.
 pub struct Ctx {
+    /// Held for the life of the command: a shared lock that key rotation waits out.
+    _keys: keys::KeyDir,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub hasher: Arc<PasswordHasher>,
@@ -93,13 +111,16 @@ impl Ctx {
                 mode & 0o777
             );
         }
-        let kek = Kek::from_file(&data_dir.join("keys").join("kek.key"))?;
-        let vault = SqliteKeyVault::open(&data_dir.join("keys").join("keyring.db"))?;
-        let keyring = Arc::new(Keyring::new(kek, Arc::new(vault)));
+        let vault = Arc::new(SqliteKeyVault::open(
+            &data_dir.join("keys").join("keyring.db"),
+        )?);
+        let (key_dir, keyring) = keys::open(data_dir, vault)?;
+        let keyring = Arc::new(keyring);
         let cipher = Arc::new(tillit_store::KeyringCipher(keyring.clone()));
         let store = SqliteStore::open(&data_dir.join("tillit.db"), cipher)
             .map_err(|e| anyhow::anyhow!("{}: {e}", data_dir.join("tillit.db").display()))?;
         Ok(Self {
+            _keys: key_dir,
             store: Arc::new(store),
             clock: Arc::new(SystemClock),
             hasher: Arc::new(PasswordHasher::new()?),
@@ -177,6 +198,18 @@ async fn run(cli: Cli) -> Result<()> {
             config.tls.cert = tls.server_cert.clone();
             config.tls.key = tls.server_key.clone();
             serve(config, Some(tls)).await
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate { data_dir },
+        } => {
+            let vault = Arc::new(SqliteKeyVault::open(
+                &data_dir.join("keys").join("keyring.db"),
+            )?);
+            let n = keys::rotate(&data_dir, vault)?;
+            println!(
+                "re-wrapped {n} key(s) under a new key-encryption key; no data was re-encrypted"
+            );
+            Ok(())
         }
         Command::Import {
             path,

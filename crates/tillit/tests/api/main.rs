@@ -14,4 +14,5 @@ mod auth;
 mod demo;
 mod edge;
 mod fhir;
+mod keys;
 mod tls;
