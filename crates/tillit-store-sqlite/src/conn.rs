@@ -10,6 +10,7 @@ const APPLICATION_ID: i32 = 0x5449_4C4C; // "TILL"
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_foundation.sql"),
     include_str!("../migrations/0002_resources.sql"),
+    include_str!("../migrations/0003_category_rules.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -249,6 +249,18 @@ fn expect_changed(n: usize, what: &'static str) -> StoreResult<()> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn category_rules(&self, tenant: &TenantId) -> StoreResult<Vec<CategoryRuleRow>> {
+        self.category_rules_impl(tenant).await
+    }
+
+    async fn set_category_rules(
+        &self,
+        tenant: &TenantId,
+        rules: &[CategoryRuleRow],
+    ) -> StoreResult<()> {
+        self.set_category_rules_impl(tenant, rules).await
+    }
+
     async fn write_resources(
         &self,
         tenant: &TenantId,

@@ -368,4 +368,41 @@ impl SqliteStore {
         })
         .await
     }
+
+    pub(crate) async fn category_rules_impl(
+        &self,
+        tenant: &TenantId,
+    ) -> StoreResult<Vec<CategoryRuleRow>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| {
+            let mut s = c
+                .prepare("SELECT resource_type, system, code_prefix, category FROM category_rules WHERE tenant_id = ?1 ORDER BY position")
+                .map_err(driver)?;
+            let rows = s
+                .query_map([tenant], |r| Ok(CategoryRuleRow { resource_type: r.get(0)?, system: r.get(1)?, code_prefix: r.get(2)?, category: r.get(3)? }))
+                .map_err(driver)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(driver)
+        })
+        .await
+    }
+
+    pub(crate) async fn set_category_rules_impl(
+        &self,
+        tenant: &TenantId,
+        rules: &[CategoryRuleRow],
+    ) -> StoreResult<()> {
+        let (tenant, rules) = (tenant.to_string(), rules.to_vec());
+        self.write(move |tx| {
+            tx.execute("DELETE FROM category_rules WHERE tenant_id = ?1", [&tenant]).map_err(driver)?;
+            for (i, r) in rules.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO category_rules (tenant_id, position, resource_type, system, code_prefix, category) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![tenant, i64::try_from(i).unwrap_or(i64::MAX), r.resource_type, r.system, r.code_prefix, r.category],
+                )
+                .map_err(driver)?;
+            }
+            Ok(())
+        })
+        .await
+    }
 }

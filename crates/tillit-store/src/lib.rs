@@ -237,6 +237,15 @@ pub trait Store: Send + Sync + 'static {
     /// Counts of current, not deleted resources by type (for the CapabilityStatement / stats).
     async fn count_resources(&self, tenant: &TenantId, resource_type: &str) -> StoreResult<u64>;
 
+    /// The tenant's own category rules, in order.
+    async fn category_rules(&self, tenant: &TenantId) -> StoreResult<Vec<CategoryRuleRow>>;
+    /// Replaces the tenant's category rules.
+    async fn set_category_rules(
+        &self,
+        tenant: &TenantId,
+        rules: &[CategoryRuleRow],
+    ) -> StoreResult<()>;
+
     // --- security events (taken over by the audit log later) ---
     async fn append_security_event(&self, event: &NewSecurityEvent) -> StoreResult<i64>;
     async fn security_events(

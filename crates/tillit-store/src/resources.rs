@@ -127,3 +127,12 @@ pub struct Query {
     /// At most this many matches are returned (authorization filters them afterwards).
     pub limit: u32,
 }
+
+/// A tenant's category rule as stored (the category is a code, checked by the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CategoryRuleRow {
+    pub resource_type: Option<String>,
+    pub system: Option<String>,
+    pub code_prefix: Option<String>,
+    pub category: String,
+}

@@ -51,6 +51,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The tenant's category rules (tried before Tillit's defaults).
+    Categories {
+        #[command(subcommand)]
+        command: CategoriesCommand,
+    },
     /// Security events (logins, lockouts, logouts, token use), newest first, as JSON lines.
     Events {
         /// Only this tenant's events (name or id); all when absent.
@@ -59,6 +64,32 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+}
+
+#[derive(Subcommand)]
+pub enum CategoriesCommand {
+    /// Replaces the tenant's rules with those in FILE: a JSON array of
+    /// {"resource_type"?, "system"?, "code_prefix"?, "category"}.
+    Set {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
+    /// Prints the tenant's rules, then the defaults, in the order they are tried.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct CategoryRuleFile {
+    resource_type: Option<String>,
+    system: Option<String>,
+    code_prefix: Option<String>,
+    category: String,
 }
 
 #[derive(Subcommand)]
@@ -667,6 +698,77 @@ pub async fn run(ctx: &Ctx, cmd: AdminCommand) -> Result<()> {
                 t.id, user.username, t.expires_at
             );
             println!("{}", token.expose());
+        }
+        AdminCommand::Categories {
+            command: CategoriesCommand::Set { tenant: t, file },
+        } => {
+            let t = tenant(ctx, &t).await?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let rules: Vec<CategoryRuleFile> = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a JSON array of rules", file.display()))?;
+            let mut rows = Vec::new();
+            for (i, r) in rules.into_iter().enumerate() {
+                if tillit_fhir::category::Category::parse(&r.category).is_none() {
+                    let known: Vec<&str> = tillit_fhir::category::Category::ALL
+                        .iter()
+                        .map(|c| c.code())
+                        .collect();
+                    bail!(
+                        "rule {i}: unknown category '{}'; use one of {}",
+                        r.category,
+                        known.join(", ")
+                    );
+                }
+                if let Some(rt) = &r.resource_type
+                    && !tillit_fhir::resources::is_known(rt)
+                {
+                    bail!("rule {i}: '{rt}' is not a resource type Tillit serves");
+                }
+                rows.push(tillit_store::CategoryRuleRow {
+                    resource_type: r.resource_type,
+                    system: r.system,
+                    code_prefix: r.code_prefix,
+                    category: r.category,
+                });
+            }
+            ctx.store.set_category_rules(&t.id, &rows).await?;
+            println!("{} rule(s) set for {}", rows.len(), t.name);
+        }
+        AdminCommand::Categories {
+            command: CategoriesCommand::List { tenant: t },
+        } => {
+            let t = tenant(ctx, &t).await?;
+            let show = |rt: Option<&str>,
+                        sys: Option<&str>,
+                        prefix: Option<&str>,
+                        cat: &str,
+                        origin: &str| {
+                println!(
+                    "{origin}\t{}\t{}\t{}\t{cat}",
+                    rt.unwrap_or("*"),
+                    sys.unwrap_or("*"),
+                    prefix.map_or_else(|| "*".to_string(), |p| format!("{p}*"))
+                );
+            };
+            for r in ctx.store.category_rules(&t.id).await? {
+                show(
+                    r.resource_type.as_deref(),
+                    r.system.as_deref(),
+                    r.code_prefix.as_deref(),
+                    &r.category,
+                    "tenant",
+                );
+            }
+            for r in tillit_fhir::category::default_rules() {
+                show(
+                    r.resource_type.as_deref(),
+                    r.system.as_deref(),
+                    r.code_prefix.as_deref(),
+                    r.category.code(),
+                    "default",
+                );
+            }
         }
         AdminCommand::Events { tenant: t, limit } => {
             let t = match t {

@@ -268,6 +268,7 @@ async fn write(fhir: &Fhir<'_>, resources: Vec<(String, String, Value)>) -> Resu
     for (rt, id, value) in resources {
         let (w, _) = fhir
             .prepare(&rt, &id, 1, None, value, Action::Create)
+            .await
             .map_err(|e| anyhow::anyhow!("demo {rt}: {}", e.message()))?;
         writes.push(w);
     }

@@ -502,6 +502,7 @@ async fn transaction(fhir: &Fhir<'_>, entries: Vec<Entry>, base: &str) -> FhirRe
                     rewrite_references(&mut resource, &refmap);
                     let (write, value) = fhir
                         .prepare(&rt, &id, 1, None, resource, Action::Create)
+                        .await
                         .map_err(|x| entry_error(i, x))?;
                     Planned::Write {
                         rt,
@@ -560,6 +561,7 @@ async fn transaction(fhir: &Fhir<'_>, entries: Vec<Entry>, base: &str) -> FhirRe
                 };
                 let (write, value) = fhir
                     .prepare(url_rt, &id, version, expected, resource, action)
+                    .await
                     .map_err(|x| entry_error(i, x))?;
                 Planned::Write {
                     rt: url_rt.to_string(),

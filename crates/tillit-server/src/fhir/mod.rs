@@ -270,7 +270,9 @@ pub async fn create_resource(
         }
     }
     let id = new_id();
-    let (write, value) = fhir.prepare(rt, &id, 1, None, resource, Action::Create)?;
+    let (write, value) = fhir
+        .prepare(rt, &id, 1, None, resource, Action::Create)
+        .await?;
     let stored = StoredVersion {
         meta: write.meta.clone(),
         key_scope: write.key_scope,
@@ -362,7 +364,9 @@ pub async fn update_resource(
     } else {
         Action::Create
     };
-    let (write, value) = fhir.prepare(rt, id, version, expected, resource, action)?;
+    let (write, value) = fhir
+        .prepare(rt, id, version, expected, resource, action)
+        .await?;
     let stored = StoredVersion {
         meta: write.meta.clone(),
         key_scope: write.key_scope,

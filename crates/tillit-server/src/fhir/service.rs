@@ -81,6 +81,8 @@ pub type FhirResult<T> = Result<T, FhirError>;
 pub struct Fhir<'a> {
     pub state: &'a AppState,
     pub actor: Actor<'a>,
+    /// The tenant's category rules in front of the defaults, loaded on first write.
+    rules: tokio::sync::OnceCell<Vec<category::Rule>>,
 }
 
 /// AAD context of a sealed version: binds type, id and version (tenant and patient are
@@ -108,7 +110,38 @@ fn target_of<'m>(tenant: &'m TenantId, meta: &'m ResourceMeta) -> Target<'m> {
 
 impl<'a> Fhir<'a> {
     pub fn new(state: &'a AppState, actor: Actor<'a>) -> Self {
-        Self { state, actor }
+        Self {
+            state,
+            actor,
+            rules: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The category rules in force for this tenant: its own first, then the defaults.
+    pub async fn rules(&self) -> FhirResult<&[category::Rule]> {
+        let rules = self
+            .rules
+            .get_or_try_init(|| async {
+                let mut rules: Vec<category::Rule> = self
+                    .state
+                    .store
+                    .category_rules(self.tenant())
+                    .await?
+                    .into_iter()
+                    .filter_map(|r| {
+                        Some(category::Rule {
+                            category: Category::parse(&r.category)?,
+                            resource_type: r.resource_type,
+                            system: r.system,
+                            code_prefix: r.code_prefix,
+                        })
+                    })
+                    .collect();
+                rules.extend(self.state.category_rules.iter().cloned());
+                Ok::<_, FhirError>(rules)
+            })
+            .await?;
+        Ok(rules)
     }
 
     pub fn tenant(&self) -> &TenantId {
@@ -210,7 +243,7 @@ impl<'a> Fhir<'a> {
 
     /// Validates `resource` as a `rt` and prepares its next version: server-assigned meta,
     /// category label, authorization, sealing and index rows. Nothing is written.
-    pub fn prepare(
+    pub async fn prepare(
         &self,
         rt: &str,
         id: &str,
@@ -225,7 +258,7 @@ impl<'a> Fhir<'a> {
         }
         tillit_fhir::validate::validate(&resource).map_err(FhirError::invalid)?;
         let now = self.now();
-        let category = category::categorize(&resource, &self.state.category_rules);
+        let category = category::categorize(&resource, self.rules().await?);
         category::label(&mut resource, category);
         if let Some(meta) = resource.get_mut("meta").and_then(Value::as_object_mut) {
             meta.insert("versionId".into(), json!(version.to_string()));

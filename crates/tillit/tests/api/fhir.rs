@@ -777,3 +777,58 @@ async fn the_database_files_never_hold_resource_content_in_clear() {
         "expected the database, its WAL and the keyring files"
     );
 }
+
+#[tokio::test]
+async fn a_tenant_rule_puts_a_resource_in_another_category() {
+    let app = spawn_demo();
+    let f = Fhir::new(&app, "lege.lund");
+    let p = f.create(&patient("01810700021", "Kategorisen")).await;
+    let mut phq = heart_rate(p["id"].as_str().unwrap(), "2026-03-01T08:00:00Z", 1);
+    phq["code"]["coding"][0] =
+        json!({"system": "http://loinc.org", "code": "44249-1", "display": "PHQ-9"});
+    phq["category"][0]["coding"][0]["code"] = json!("survey");
+    let before = f.create(&phq).await;
+    let label = |v: &Value| {
+        v["meta"]["security"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["system"] == "https://tillit.no/fhir/CodeSystem/category")
+            .unwrap()["code"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(label(&before), "clinical-notes");
+    let rules = app.dir.join("rules.json");
+    std::fs::write(&rules, r#"[{"resource_type": "Observation", "system": "http://loinc.org", "code_prefix": "44249-1", "category": "mental-health"}]"#).unwrap();
+    stdout(&app.admin(&[
+        "categories",
+        "set",
+        "--tenant",
+        "Nordby kommune",
+        "--file",
+        rules.to_str().unwrap(),
+    ]));
+    let listed = stdout(&app.admin(&["categories", "list", "--tenant", "Nordby kommune"]));
+    assert!(
+        listed
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with("tenant\tObservation\thttp://loinc.org\t44249-1*\tmental-health"),
+        "{listed}"
+    );
+    assert_eq!(label(&f.create(&phq).await), "mental-health");
+    std::fs::write(&rules, r#"[{"category": "secret"}]"#).unwrap();
+    let out = app.admin(&[
+        "categories",
+        "set",
+        "--tenant",
+        "Nordby kommune",
+        "--file",
+        rules.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown category 'secret'"));
+}
