@@ -41,9 +41,9 @@ CREATE TABLE search_tokens (
     full_hash  BLOB NOT NULL,  -- HMAC of "system|code"
     code_hash  BLOB NOT NULL   -- HMAC of "code" (matches any system)
 ) STRICT;
-CREATE INDEX search_tokens_full ON search_tokens (tenant_id, type, param, full_hash);
-CREATE INDEX search_tokens_code ON search_tokens (tenant_id, type, param, code_hash);
-CREATE INDEX search_tokens_owner ON search_tokens (tenant_id, type, id);
+CREATE INDEX search_tokens_full ON search_tokens (tenant_id, type, param, full_hash, id);
+CREATE INDEX search_tokens_code ON search_tokens (tenant_id, type, param, code_hash, id);
+CREATE INDEX search_tokens_owner ON search_tokens (tenant_id, type, id, param);
 
 CREATE TABLE search_dates (
     tenant_id  TEXT NOT NULL,
@@ -54,7 +54,7 @@ CREATE TABLE search_dates (
     high       INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX search_dates_low ON search_dates (tenant_id, type, param, low);
-CREATE INDEX search_dates_owner ON search_dates (tenant_id, type, id);
+CREATE INDEX search_dates_owner ON search_dates (tenant_id, type, id, param);
 
 CREATE TABLE search_refs (
     tenant_id    TEXT NOT NULL,
@@ -64,5 +64,5 @@ CREATE TABLE search_refs (
     target_type  TEXT NOT NULL,
     target_id    TEXT NOT NULL
 ) STRICT;
-CREATE INDEX search_refs_target ON search_refs (tenant_id, type, param, target_type, target_id);
-CREATE INDEX search_refs_owner ON search_refs (tenant_id, type, id);
+CREATE INDEX search_refs_target ON search_refs (tenant_id, type, param, target_type, target_id, id);
+CREATE INDEX search_refs_owner ON search_refs (tenant_id, type, id, param);

@@ -189,6 +189,55 @@ fn criterion_sql(c: &Criterion, args: &mut Vec<Sql>) -> String {
     }
 }
 
+/// The ids matching one criterion, as a subquery to drive a search from.
+fn driver_sql(tenant: &str, rt: &str, c: &Criterion) -> (String, Vec<Sql>) {
+    let base = vec![Sql::Text(tenant.to_string()), Sql::Text(rt.to_string())];
+    let owner = "x.tenant_id = ? AND x.type = ?";
+    match c {
+        Criterion::Id(id) => ("SELECT ? AS id".into(), vec![Sql::Text(id.clone())]),
+        Criterion::Reference {
+            param,
+            target_type,
+            target_id,
+        } => {
+            let mut a = base;
+            a.extend([
+                Sql::Text(param.clone()),
+                Sql::Text(target_type.clone()),
+                Sql::Text(target_id.clone()),
+            ]);
+            (
+                format!(
+                    "SELECT DISTINCT x.id FROM search_refs x WHERE {owner} AND x.param = ? AND x.target_type = ? AND x.target_id = ?"
+                ),
+                a,
+            )
+        }
+        Criterion::TokenFull { param, hash } => {
+            let mut a = base;
+            a.extend([Sql::Text(param.clone()), Sql::Blob(hash.to_vec())]);
+            (
+                format!(
+                    "SELECT DISTINCT x.id FROM search_tokens x WHERE {owner} AND x.param = ? AND x.full_hash = ?"
+                ),
+                a,
+            )
+        }
+        Criterion::TokenCode { param, hash } => {
+            let mut a = base;
+            a.extend([Sql::Text(param.clone()), Sql::Blob(hash.to_vec())]);
+            (
+                format!(
+                    "SELECT DISTINCT x.id FROM search_tokens x WHERE {owner} AND x.param = ? AND x.code_hash = ?"
+                ),
+                a,
+            )
+        }
+        // Not used as drivers (see the ranking in the search).
+        _ => ("SELECT NULL AS id WHERE 0".into(), Vec::new()),
+    }
+}
+
 /// Range semantics on half-open ranges `[lo, hi)` against the search value `[low, high)`.
 fn date_sql(
     lo: &str,
@@ -317,13 +366,41 @@ impl SqliteStore {
     ) -> StoreResult<Vec<ResourceMeta>> {
         let (tenant, q) = (tenant.to_string(), q.clone());
         self.read(move |c| {
-            let mut args: Vec<Sql> = vec![Sql::Text(tenant), Sql::Text(q.resource_type.clone())];
-            let mut sql = format!(
-                "SELECT {} FROM resources r WHERE r.tenant_id = ? AND r.type = ? AND r.deleted = 0",
-                META_COLS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ")
-            );
-            for any_of in &q.all_of {
-                if any_of.is_empty() {
+            let mut args: Vec<Sql> = Vec::new();
+            let cols = META_COLS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ");
+            // Drive the query from the most selective single criterion (an id, a reference or
+            // a token), so it reads only the matching index entries instead of every resource
+            // of the type.
+            let rank = |c: &Criterion| match c {
+                Criterion::Id(_) => 0,
+                Criterion::Reference { .. } => 1,
+                Criterion::TokenFull { .. } => 2,
+                Criterion::TokenCode { .. } => 3,
+                _ => 9,
+            };
+            let driver = q
+                .all_of
+                .iter()
+                .enumerate()
+                .filter_map(|(i, g)| match g.as_slice() {
+                    [one] if rank(one) < 9 => Some((rank(one), i)),
+                    _ => None,
+                })
+                .min()
+                .map(|(_, i)| i);
+            let mut sql = format!("SELECT {cols} FROM resources r");
+            if let Some(i) = driver
+                && let Some([c]) = q.all_of.get(i).map(Vec::as_slice)
+            {
+                let (sub, sub_args) = driver_sql(&tenant, &q.resource_type, c);
+                sql.push_str(&format!(" JOIN ({sub}) d ON r.id = d.id"));
+                args.extend(sub_args);
+            }
+            sql.push_str(" WHERE r.tenant_id = ? AND r.type = ? AND r.deleted = 0");
+            args.push(Sql::Text(tenant.clone()));
+            args.push(Sql::Text(q.resource_type.clone()));
+            for (i, any_of) in q.all_of.iter().enumerate() {
+                if any_of.is_empty() || Some(i) == driver {
                     continue;
                 }
                 let parts: Vec<String> = any_of.iter().map(|c| criterion_sql(c, &mut args)).collect();
@@ -344,9 +421,9 @@ impl SqliteStore {
             sql.push_str(&order);
             args.push(Sql::Integer(i64::from(q.limit)));
             sql.push_str(" LIMIT ?");
-            let mut s = c.prepare(&sql).map_err(driver)?;
-            let rows = s.query_map(params_from_iter(args), row_meta).map_err(driver)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(driver)
+            let mut s = c.prepare(&sql).map_err(crate::conn::driver)?;
+            let rows = s.query_map(params_from_iter(args), row_meta).map_err(crate::conn::driver)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(crate::conn::driver)
         })
         .await
     }
