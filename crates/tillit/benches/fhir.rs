@@ -31,7 +31,7 @@ fn observation(pid: &str, i: usize) -> Value {
     json!({
         "resourceType": "Observation", "status": "final",
         "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs", "display": "Vital Signs"}]}],
-        "code": {"coding": [{"system": "http://loinc.org", "code": if i % 2 == 0 { "8867-4" } else { "85354-9" }, "display": "Heart rate"}], "text": "Puls"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": if i.is_multiple_of(2) { "8867-4" } else { "85354-9" }, "display": "Heart rate"}], "text": "Puls"},
         "subject": {"reference": format!("Patient/{pid}")},
         "effectiveDateTime": format!("2026-{:02}-{:02}T08:{:02}:00+01:00", 1 + i % 12, 1 + i % 28, i % 60),
         "issued": "2026-11-01T08:00:00Z",
