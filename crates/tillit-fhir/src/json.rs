@@ -44,6 +44,8 @@ impl JsonError {
     }
 }
 
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
 struct Ctx {
     limits: Limits,
     path: RefCell<Vec<Seg>>,
@@ -165,6 +167,15 @@ impl<'de> Visitor<'de> for Seed<'_> {
         }
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
+            // With serde_json's arbitrary precision, a number arrives as a one-entry map under
+            // this private key, holding its exact text: FHIR decimals keep their precision
+            // (1.50 stays 1.50).
+            if key == NUMBER_TOKEN && out.is_empty() {
+                let text: String = map.next_value()?;
+                let n: serde_json::Number =
+                    serde_json::from_str(&text).map_err(A::Error::custom)?;
+                return Ok(Value::Number(n));
+            }
             if out.contains_key(&key) {
                 return Err(A::Error::custom(format!(
                     "duplicate key \"{key}\" at {}",
@@ -259,6 +270,21 @@ mod tests {
         assert!(err(b"  ").contains("empty"));
         assert!(err(b"{\"a\":1} x").contains("invalid JSON"));
         assert!(err(b"{\"a\":").contains("invalid JSON"));
+    }
+
+    #[test]
+    fn decimals_keep_their_precision() {
+        let v = parse(
+            br#"{"value": 1.50, "big": 12345678901234567890123, "i": 7, "neg": -0.0010}"#,
+            &Limits::default(),
+        )
+        .unwrap_or_default();
+        assert_eq!(
+            serde_json::to_string(&v).unwrap_or_default(),
+            r#"{"value":1.50,"big":12345678901234567890123,"i":7,"neg":-0.0010}"#
+        );
+        assert_eq!(v["i"].as_i64(), Some(7));
+        assert_eq!(v["value"].as_f64(), Some(1.5));
     }
 
     #[test]
