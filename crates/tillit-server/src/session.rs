@@ -203,17 +203,22 @@ async fn principal_from_bearer(
     if user.disabled {
         return Err(AppError::Unauthenticated);
     }
-    state.store.touch_api_token(&t.id, now).await?;
-    security_event(
-        state,
-        SecurityEventKind::TokenUse,
-        true,
-        &format!("token {}", t.id),
-        Some(&user),
-        None,
-        client,
-    )
-    .await?;
+    let event = NewSecurityEvent {
+        at: now,
+        tenant: Some(user.tenant.clone()),
+        user: Some(user.id.clone()),
+        username: Some(user.username.to_string()),
+        kind: SecurityEventKind::TokenUse,
+        outcome_ok: true,
+        detail: format!("token {}", t.id),
+        ip: Some(client.ip.to_string()),
+        user_agent: client.user_agent.clone(),
+    };
+    state
+        .store
+        .record_token_use(&t.id, &event)
+        .await
+        .map_err(|e| AppError::Unavailable(format!("security event not recorded: {e}")))?;
     finish(state, user, AuthVia::Token { id: t.id }).await
 }
 

@@ -15,7 +15,8 @@ const MIGRATIONS: &[&str] = &[
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-const READERS: usize = 4;
+/// Reader connections kept open; more are opened (and closed) under bursts.
+const READERS: usize = 8;
 
 #[derive(Clone)]
 pub struct SqliteStore {

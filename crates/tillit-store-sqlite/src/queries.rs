@@ -234,6 +234,30 @@ fn row_event(r: &Row<'_>, c: &dyn FieldCipher) -> rusqlite::Result<SecurityEvent
     })
 }
 
+fn insert_event(
+    tx: &rusqlite::Transaction<'_>,
+    e: &NewSecurityEvent,
+    username: Option<Vec<u8>>,
+) -> StoreResult<i64> {
+    tx.execute(
+        "INSERT INTO security_events (at, tenant_id, user_id, username, kind, outcome_ok, detail, ip, user_agent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            ts(e.at),
+            e.tenant.as_ref().map(|t| t.as_str()),
+            e.user.as_ref().map(|u| u.0.as_str()),
+            username,
+            e.kind.code(),
+            e.outcome_ok,
+            e.detail,
+            e.ip,
+            e.user_agent
+        ],
+    )
+    .map_err(driver)?;
+    Ok(tx.last_insert_rowid())
+}
+
 fn new_id() -> String {
     // Same shape as the domain ids; rows that are not domain entities still get opaque ids.
     PersonId::random().to_string()
@@ -249,6 +273,16 @@ fn expect_changed(n: usize, what: &'static str) -> StoreResult<()> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn resource_versions(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        versions: &[(String, i64)],
+    ) -> StoreResult<Vec<StoredVersion>> {
+        self.resource_versions_impl(tenant, resource_type, versions)
+            .await
+    }
+
     async fn category_rules(&self, tenant: &TenantId) -> StoreResult<Vec<CategoryRuleRow>> {
         self.category_rules_impl(tenant).await
     }
@@ -948,19 +982,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn touch_api_token(&self, id: &str, at: OffsetDateTime) -> StoreResult<()> {
-        let id = id.to_string();
-        self.write(move |tx| {
-            tx.execute(
-                "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
-                params![id, ts(at)],
-            )
-            .map_err(driver)?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn create_session(&self, s: &Session) -> StoreResult<()> {
         let s = s.clone();
         let enrolment = seal_opt(
@@ -1091,17 +1112,24 @@ impl Store for SqliteStore {
             "event-username",
             e.username.as_deref(),
         )?;
+        self.write(move |tx| insert_event(tx, &e, username)).await
+    }
+
+    async fn record_token_use(&self, id: &str, event: &NewSecurityEvent) -> StoreResult<i64> {
+        let (id, e) = (id.to_string(), event.clone());
+        let username = seal_opt(
+            &*self.cipher(),
+            e.tenant.as_ref(),
+            "event-username",
+            e.username.as_deref(),
+        )?;
         self.write(move |tx| {
             tx.execute(
-                "INSERT INTO security_events (at, tenant_id, user_id, username, kind, outcome_ok, detail, ip, user_agent)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    ts(e.at), e.tenant.as_ref().map(|t| t.as_str()), e.user.as_ref().map(|u| u.0.as_str()),
-                    username, e.kind.code(), e.outcome_ok, e.detail, e.ip, e.user_agent
-                ],
+                "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
+                params![id, ts(e.at)],
             )
             .map_err(driver)?;
-            Ok(tx.last_insert_rowid())
+            insert_event(tx, &e, username)
         })
         .await
     }

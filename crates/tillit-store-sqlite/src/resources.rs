@@ -335,6 +335,40 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn resource_versions_impl(
+        &self,
+        tenant: &TenantId,
+        rt: &str,
+        versions: &[(String, i64)],
+    ) -> StoreResult<Vec<StoredVersion>> {
+        if versions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (tenant, rt, versions) = (tenant.to_string(), rt.to_string(), versions.to_vec());
+        self.read(move |c| {
+            let mut out = Vec::with_capacity(versions.len());
+            // SQLite's parameter limit is generous, but pages are capped anyway; chunk to be safe.
+            for chunk in versions.chunks(200) {
+                let values = vec!["(?, ?)"; chunk.len()].join(", ");
+                let sql = format!(
+                    "SELECT {META_COLS}, key_scope, body FROM resource_versions WHERE tenant_id = ? AND type = ? AND (id, version) IN (VALUES {values})"
+                );
+                let mut args: Vec<Sql> = vec![Sql::Text(tenant.clone()), Sql::Text(rt.clone())];
+                for (id, v) in chunk {
+                    args.push(Sql::Text(id.clone()));
+                    args.push(Sql::Integer(*v));
+                }
+                let mut s = c.prepare(&sql).map_err(driver)?;
+                let rows = s.query_map(params_from_iter(args), row_version).map_err(driver)?;
+                for r in rows {
+                    out.push(r.map_err(driver)?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     pub(crate) async fn resource_history_impl(
         &self,
         tenant: &TenantId,

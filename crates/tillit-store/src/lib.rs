@@ -179,7 +179,8 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         at: OffsetDateTime,
     ) -> StoreResult<()>;
-    async fn touch_api_token(&self, id: &str, at: OffsetDateTime) -> StoreResult<()>;
+    /// Marks a token used and records the `token.use` event, in one transaction.
+    async fn record_token_use(&self, id: &str, event: &NewSecurityEvent) -> StoreResult<i64>;
 
     // --- sessions ---
     async fn create_session(&self, session: &Session) -> StoreResult<()>;
@@ -219,6 +220,13 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         version: i64,
     ) -> StoreResult<Option<StoredVersion>>;
+    /// Several versions of one type at once (a search page), in no particular order.
+    async fn resource_versions(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        versions: &[(String, i64)],
+    ) -> StoreResult<Vec<StoredVersion>>;
     /// Versions newest first: of one resource (`id`) or of a whole type, optionally since a time.
     async fn resource_history(
         &self,

@@ -594,13 +594,21 @@ pub async fn search(
             .saturating_add(usize::try_from(req.count).unwrap_or(0))
             .min(total);
         let mut include_ids: Vec<String> = Vec::new();
-        for (meta, permit) in visible.get(start..end).unwrap_or_default() {
-            let Some(stored) = fhir
-                .state
-                .store
-                .resource_version(fhir.tenant(), &meta.resource_type, &meta.id, meta.version)
-                .await?
-            else {
+        let page = visible.get(start..end).unwrap_or_default();
+        let keys: Vec<(String, i64)> = page
+            .iter()
+            .map(|(m, _)| (m.id.clone(), m.version))
+            .collect();
+        let mut loaded: std::collections::HashMap<(String, i64), StoredVersion> = fhir
+            .state
+            .store
+            .resource_versions(fhir.tenant(), rt, &keys)
+            .await?
+            .into_iter()
+            .map(|v| ((v.meta.id.clone(), v.meta.version), v))
+            .collect();
+        for (meta, permit) in page {
+            let Some(stored) = loaded.remove(&(meta.id.clone(), meta.version)) else {
                 continue;
             };
             let resource = fhir.open(permit, &stored)?;
