@@ -28,12 +28,24 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/fhir/r4/metadata", get(metadata))
         .route("/fhir/r4", axum::routing::post(post_bundle))
+        .route("/fhir/r4/", axum::routing::post(post_bundle))
         .route("/fhir/r4/{rt}", get(search_get).post(create))
         .route("/fhir/r4/{rt}/_search", axum::routing::post(search_post))
         .route("/fhir/r4/{rt}/_history", get(type_history))
         .route("/fhir/r4/{rt}/{id}", get(read).put(update).delete(delete))
         .route("/fhir/r4/{rt}/{id}/_history", get(instance_history))
         .route("/fhir/r4/{rt}/{id}/_history/{vid}", get(vread))
+        .route("/fhir/{*rest}", axum::routing::any(unknown))
+}
+
+/// Anything else under `/fhir`: an OperationOutcome, not the web app's page.
+async fn unknown(uri: axum::http::Uri) -> Response {
+    FhirError::new(
+        404,
+        IssueType::NotSupported,
+        format!("{} is not a FHIR endpoint of this server", uri.path()),
+    )
+    .into_response()
 }
 
 /// A FHIR JSON response.
