@@ -32,7 +32,13 @@ let count = 0;
 const failures = [];
 function check(resource, where) {
   count += 1;
-  const errors = schema.validate(resource);
+  let errors = schema.validate(resource);
+  // The published R4 JSON schema lists fhirVersion values only up to 4.0.0; 4.0.1 is R4's own
+  // version, so that one complaint (and the oneOf it causes) is the schema's, not ours.
+  if (resource.fhirVersion === '4.0.1') {
+    const rest = errors.filter((e) => e.dataPath !== '.fhirVersion' && !(e.keyword === 'oneOf' && e.dataPath === ''));
+    if (rest.length === 0) errors = [];
+  }
   if (errors.length) failures.push(`${where}: JSON schema: ${JSON.stringify(errors.slice(0, 3))}`);
   try {
     validateResource(resource);

@@ -13,6 +13,7 @@ mod admin_cli;
 mod auth;
 mod demo;
 mod edge;
+mod external;
 mod fhir;
 mod keys;
 mod tls;
