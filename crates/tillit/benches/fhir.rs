@@ -188,7 +188,8 @@ async fn main() {
     let per_patient = env("BENCH_OBS_PER_PATIENT", 40);
     let ops = env("BENCH_OPS", 4000);
     let conc = env("BENCH_CONCURRENCY", 8);
-    let app = helpers::spawn_demo();
+    // Synthea writes one transaction per patient, often over the default 5 MiB body limit.
+    let app = helpers::spawn_demo_with(None, &[("TILLIT_LIMITS__BODY_BYTES", "67108864")]);
     let token = app.user("lege.lund")["api_token"]
         .as_str()
         .unwrap()
