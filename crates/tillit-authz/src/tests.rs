@@ -1,0 +1,453 @@
+use super::*;
+
+fn engine() -> (Engine, TenantPolicies) {
+    let e = Engine::new().unwrap_or_else(|err| unreachable!("{err}"));
+    let p = e
+        .compile(DEFAULT_TENANT_POLICIES)
+        .unwrap_or_else(|err| unreachable!("{err}"));
+    (e, p)
+}
+
+fn staff(role: &str) -> Principal {
+    Principal {
+        id: format!("u-{role}"),
+        tenant: "nordby".into(),
+        kind: "staff".into(),
+        roles: vec![role.into()],
+    }
+}
+
+fn record(category: &str) -> Record {
+    Record {
+        tenant: "nordby".into(),
+        resource_type: "Observation".into(),
+        category: category.into(),
+        withheld: false,
+    }
+}
+
+fn related() -> Facts {
+    Facts {
+        care_relationship: true,
+        ..Facts::default()
+    }
+}
+
+#[test]
+fn a_physician_with_a_care_relationship_reads() {
+    let (e, p) = engine();
+    let d = e.decide(
+        &p,
+        &staff("physician"),
+        Action::Read,
+        &record("clinical-notes"),
+        &related(),
+    );
+    assert!(d.permitted, "{d:?}");
+    assert_eq!(d.policies, ["tenant.physician"]);
+}
+
+#[test]
+fn without_a_care_relationship_staff_are_refused_and_offered_emergency_access() {
+    let (e, p) = engine();
+    let d = e.decide(
+        &p,
+        &staff("physician"),
+        Action::Read,
+        &record("clinical-notes"),
+        &Facts::default(),
+    );
+    assert!(!d.permitted);
+    assert_eq!(d.reason, "you have no care relationship with this patient");
+    assert!(d.emergency_possible);
+    let d = e.decide(
+        &p,
+        &staff("physician"),
+        Action::Delete,
+        &record("clinical-notes"),
+        &Facts::default(),
+    );
+    assert!(!d.emergency_possible, "emergency access is for reading");
+}
+
+#[test]
+fn care_assistants_do_not_read_mental_health_notes() {
+    let (e, p) = engine();
+    let d = e.decide(
+        &p,
+        &staff("care_assistant"),
+        Action::Read,
+        &record("mental-health"),
+        &related(),
+    );
+    assert!(!d.permitted);
+    assert_eq!(d.reason, "your role does not give access to mental-health");
+    assert!(
+        e.decide(
+            &p,
+            &staff("care_assistant"),
+            Action::Read,
+            &record("measurements"),
+            &related()
+        )
+        .permitted
+    );
+}
+
+#[test]
+fn secretaries_see_demographics_and_appointments_only() {
+    let (e, p) = engine();
+    let sec = staff("secretary");
+    assert!(
+        e.decide(&p, &sec, Action::Read, &record("appointments"), &related())
+            .permitted
+    );
+    assert!(
+        e.decide(&p, &sec, Action::Read, &record("demographics"), &related())
+            .permitted
+    );
+    assert!(
+        !e.decide(&p, &sec, Action::Read, &record("measurements"), &related())
+            .permitted
+    );
+}
+
+#[test]
+fn forbids_name_their_policy_and_reason() {
+    let (e, p) = engine();
+    let d = e.decide(
+        &p,
+        &staff("physician"),
+        Action::Read,
+        &record("clinical-notes"),
+        &Facts {
+            excluded: true,
+            ..related()
+        },
+    );
+    assert!(!d.permitted);
+    assert_eq!(d.policies, ["platform.exclusion"]);
+    assert_eq!(
+        d.reason,
+        "you have been excluded from this patient's record"
+    );
+    let mut other = record("clinical-notes");
+    other.tenant = "sorby".into();
+    let d = e.decide(&p, &staff("physician"), Action::Read, &other, &related());
+    assert_eq!(d.policies, ["platform.tenant-isolation"]);
+}
+
+#[test]
+fn a_block_yields_to_emergency_access_only_where_the_tenant_allows() {
+    let (e, p) = engine();
+    let blocked = Facts {
+        blocked: true,
+        ..related()
+    };
+    assert!(
+        !e.decide(
+            &p,
+            &staff("nurse"),
+            Action::Read,
+            &record("measurements"),
+            &blocked
+        )
+        .permitted
+    );
+    let em = Facts {
+        emergency: true,
+        ..blocked.clone()
+    };
+    assert!(
+        !e.decide(
+            &p,
+            &staff("nurse"),
+            Action::Read,
+            &record("measurements"),
+            &em
+        )
+        .permitted
+    );
+    let em_ok = Facts {
+        emergency_overrides_block: true,
+        ..em
+    };
+    assert!(
+        e.decide(
+            &p,
+            &staff("nurse"),
+            Action::Read,
+            &record("measurements"),
+            &em_ok
+        )
+        .permitted
+    );
+}
+
+#[test]
+fn patients_read_their_own_record_but_not_what_is_withheld() {
+    let (e, p) = engine();
+    let pat = Principal {
+        id: "p1".into(),
+        tenant: "nordby".into(),
+        kind: "patient".into(),
+        roles: vec![],
+    };
+    let own = Facts {
+        own_record: true,
+        ..Facts::default()
+    };
+    assert!(
+        e.decide(&p, &pat, Action::Read, &record("mental-health"), &own)
+            .permitted
+    );
+    assert!(
+        !e.decide(&p, &pat, Action::Update, &record("mental-health"), &own)
+            .permitted
+    );
+    let mut withheld = record("clinical-notes");
+    withheld.withheld = true;
+    assert!(!e.decide(&p, &pat, Action::Read, &withheld, &own).permitted);
+    let d = e.decide(
+        &p,
+        &pat,
+        Action::Read,
+        &record("measurements"),
+        &Facts::default(),
+    );
+    assert_eq!(d.reason, "this record is not yours");
+}
+
+#[test]
+fn relatives_read_only_what_consent_covers() {
+    let (e, p) = engine();
+    let rel = Principal {
+        id: "r1".into(),
+        tenant: "nordby".into(),
+        kind: "relative".into(),
+        roles: vec![],
+    };
+    let f = Facts {
+        relative_categories: vec!["appointments".into(), "messages".into()],
+        ..Facts::default()
+    };
+    assert!(
+        e.decide(&p, &rel, Action::Read, &record("appointments"), &f)
+            .permitted
+    );
+    assert!(
+        !e.decide(&p, &rel, Action::Read, &record("measurements"), &f)
+            .permitted
+    );
+}
+
+#[test]
+fn operators_see_nothing_without_support_access() {
+    let (e, p) = engine();
+    let op = Principal {
+        id: "op".into(),
+        tenant: "nordby".into(),
+        kind: "operator".into(),
+        roles: vec!["physician".into()],
+    };
+    let d = e.decide(&p, &op, Action::Read, &record("demographics"), &related());
+    assert_eq!(d.policies, ["platform.operator-denied"]);
+}
+
+#[test]
+fn tenant_policies_are_validated_and_cannot_touch_the_baseline() {
+    let (e, _) = engine();
+    assert!(matches!(
+        e.compile("permit(principal, action, resource) when { resource.nonsense };"),
+        Err(AuthzError::MissingId(_))
+    ));
+    let bad = "@id(\"t.x\") permit(principal, action, resource) when { resource.nonsense == 1 };";
+    assert!(
+        matches!(e.compile(bad), Err(AuthzError::Invalid(_))),
+        "{:?}",
+        e.compile(bad).err()
+    );
+    let reserved = "@id(\"platform.x\") permit(principal, action, resource);";
+    assert!(matches!(
+        e.compile(reserved),
+        Err(AuthzError::ReservedId(_))
+    ));
+    assert!(matches!(e.compile("permit(("), Err(AuthzError::Parse(_))));
+    // A tenant's permit-everything still cannot cross tenants or beat an exclusion.
+    let open = e
+        .compile("@id(\"t.all\") permit(principal, action, resource);")
+        .unwrap_or_else(|err| unreachable!("{err}"));
+    let mut other = record("demographics");
+    other.tenant = "sorby".into();
+    assert!(
+        !e.decide(
+            &open,
+            &staff("nurse"),
+            Action::Read,
+            &other,
+            &Facts::default()
+        )
+        .permitted
+    );
+    assert!(
+        !e.decide(
+            &open,
+            &staff("nurse"),
+            Action::Read,
+            &record("demographics"),
+            &Facts {
+                excluded: true,
+                ..Facts::default()
+            }
+        )
+        .permitted
+    );
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const KINDS: [&str; 4] = ["staff", "patient", "relative", "operator"];
+    const ROLES: [&str; 6] = [
+        "physician",
+        "nurse",
+        "care_assistant",
+        "secretary",
+        "security_officer",
+        "tenant_admin",
+    ];
+    const CATEGORIES: [&str; 6] = [
+        "demographics",
+        "measurements",
+        "clinical-notes",
+        "mental-health",
+        "sexual-health",
+        "directory",
+    ];
+
+    fn principal() -> impl Strategy<Value = Principal> {
+        (
+            0usize..2,
+            0usize..4,
+            proptest::collection::vec(0usize..6, 0..3),
+        )
+            .prop_map(|(t, k, roles)| Principal {
+                id: "u".into(),
+                tenant: ["nordby", "sorby"][t].into(),
+                kind: KINDS[k].into(),
+                roles: roles.into_iter().map(|r| ROLES[r].to_string()).collect(),
+            })
+    }
+
+    fn rec() -> impl Strategy<Value = Record> {
+        (0usize..2, 0usize..6, any::<bool>()).prop_map(|(t, c, w)| Record {
+            tenant: ["nordby", "sorby"][t].into(),
+            resource_type: "Observation".into(),
+            category: CATEGORIES[c].into(),
+            withheld: w,
+        })
+    }
+
+    fn facts() -> impl Strategy<Value = Facts> {
+        (
+            proptest::collection::vec(any::<bool>(), 9),
+            proptest::collection::vec(0usize..6, 0..3),
+        )
+            .prop_map(|(b, cats)| Facts {
+                care_relationship: b[0],
+                own_record: b[1],
+                relative_categories: cats
+                    .into_iter()
+                    .map(|c| CATEGORIES[c].to_string())
+                    .collect(),
+                emergency: b[2],
+                emergency_overrides_block: b[3],
+                blocked: b[4],
+                excluded: b[5],
+                granted: b[6],
+                support_access: b[7],
+                no_patient: b[8],
+            })
+    }
+
+    fn action() -> impl Strategy<Value = Action> {
+        (0usize..6).prop_map(|i| Action::ALL[i])
+    }
+
+    fn engines() -> &'static (Engine, TenantPolicies, TenantPolicies) {
+        static E: std::sync::OnceLock<(Engine, TenantPolicies, TenantPolicies)> =
+            std::sync::OnceLock::new();
+        E.get_or_init(|| {
+            let e = Engine::new().unwrap_or_else(|err| unreachable!("{err}"));
+            let d = e
+                .compile(DEFAULT_TENANT_POLICIES)
+                .unwrap_or_else(|err| unreachable!("{err}"));
+            // A careless tenant that permits everything: the baseline must still hold.
+            let open = e
+                .compile("@id(\"t.all\") permit(principal, action, resource);")
+                .unwrap_or_else(|err| unreachable!("{err}"));
+            (e, d, open)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn no_cross_tenant_permit_ever(p in principal(), r in rec(), f in facts(), a in action(), open in any::<bool>()) {
+            let (e, d, o) = engines();
+            let pol = if open { o } else { d };
+            if p.tenant != r.tenant {
+                prop_assert!(!e.decide(pol, &p, a, &r, &f).permitted);
+            }
+        }
+
+        #[test]
+        fn an_exclusion_always_wins(p in principal(), r in rec(), mut f in facts(), a in action(), open in any::<bool>()) {
+            let (e, d, o) = engines();
+            f.excluded = true;
+            let pol = if open { o } else { d };
+            prop_assert!(!e.decide(pol, &p, a, &r, &f).permitted);
+        }
+
+        #[test]
+        fn a_block_wins_except_by_emergency_where_allowed(p in principal(), r in rec(), mut f in facts(), a in action(), open in any::<bool>()) {
+            let (e, d, o) = engines();
+            f.blocked = true;
+            let permitted = e.decide(if open { o } else { d }, &p, a, &r, &f).permitted;
+            if permitted {
+                prop_assert!(f.emergency && f.emergency_overrides_block);
+            }
+        }
+
+        #[test]
+        fn staff_without_any_basis_are_refused(p in principal(), r in rec(), mut f in facts(), a in action()) {
+            // An expired or future relationship reaches the engine as care_relationship = false.
+            let (e, d, _) = engines();
+            f.care_relationship = false;
+            f.emergency = false;
+            f.granted = false;
+            f.no_patient = false;
+            if p.kind == "staff" {
+                prop_assert!(!e.decide(d, &p, a, &r, &f).permitted);
+            }
+        }
+
+        #[test]
+        fn missing_facts_deny(p in principal(), r in rec(), a in action()) {
+            let (e, d, _) = engines();
+            prop_assert!(!e.decide(d, &p, a, &r, &Facts::default()).permitted);
+        }
+
+        #[test]
+        fn decisions_name_a_policy_when_permitted(p in principal(), r in rec(), f in facts(), a in action()) {
+            let (e, d, _) = engines();
+            let dec = e.decide(d, &p, a, &r, &f);
+            if dec.permitted {
+                prop_assert!(!dec.policies.is_empty());
+            }
+            prop_assert!(!dec.reason.is_empty());
+        }
+    }
+}
