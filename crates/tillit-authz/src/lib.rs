@@ -114,8 +114,6 @@ pub struct Decision {
     pub policies: Vec<String>,
     /// A sentence for the person asking (and for the audit log).
     pub reason: String,
-    /// Whether opening emergency access would let this request through.
-    pub emergency_possible: bool,
 }
 
 /// A compiled policy set for one tenant: the platform baseline plus the tenant's policies.
@@ -249,8 +247,8 @@ impl Engine {
             Entity::new(record.clone(), record_attrs, HashSet::new())
                 .map_err(|e| AuthzError::Internal(e.to_string()))?,
         );
-        let entities = Entities::from_entities(list, Some(&self.schema))
-            .map_err(|e| AuthzError::Internal(e.to_string()))?;
+        let entities =
+            Entities::from_entities(list, None).map_err(|e| AuthzError::Internal(e.to_string()))?;
         Ok((entities, user, record))
     }
 
@@ -286,7 +284,7 @@ impl Engine {
         let (entities, user, record) = self.entities(p, r)?;
         let act = uid("Tillit::Action", action.code())?;
         let context = Self::context(f)?;
-        let request = Request::new(user, act, record, context, Some(&self.schema))
+        let request = Request::new(user, act, record, context, None)
             .map_err(|e| AuthzError::Internal(e.to_string()))?;
         let response = self.authorizer.is_authorized(&request, &pol.set, &entities);
         if response.diagnostics().errors().next().is_some() {
@@ -323,7 +321,6 @@ impl Engine {
                     permitted: false,
                     policies: vec![],
                     reason: format!("the decision could not be made ({e}); access is denied"),
-                    emergency_possible: false,
                 };
             }
         };
@@ -336,8 +333,24 @@ impl Engine {
         } else {
             default_reason(p, r, f)
         };
-        let emergency_possible = !permitted
-            && p.kind == "staff"
+        Decision {
+            permitted,
+            policies,
+            reason,
+        }
+    }
+
+    /// Whether opening emergency access would let a refused request through. Asked only when
+    /// telling a refused clinician the way forward, not on every decision.
+    pub fn emergency_would_permit(
+        &self,
+        pol: &TenantPolicies,
+        p: &Principal,
+        action: Action,
+        r: &Record,
+        f: &Facts,
+    ) -> bool {
+        p.kind == "staff"
             && action.is_read()
             && !f.emergency
             && self
@@ -352,13 +365,7 @@ impl Engine {
                     },
                 )
                 .map(|(ok, _)| ok)
-                .unwrap_or(false);
-        Decision {
-            permitted,
-            policies,
-            reason,
-            emergency_possible,
-        }
+                .unwrap_or(false)
     }
 }
 

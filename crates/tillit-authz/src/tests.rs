@@ -59,15 +59,37 @@ fn without_a_care_relationship_staff_are_refused_and_offered_emergency_access() 
     );
     assert!(!d.permitted);
     assert_eq!(d.reason, "you have no care relationship with this patient");
-    assert!(d.emergency_possible);
-    let d = e.decide(
+    assert!(e.emergency_would_permit(
         &p,
         &staff("physician"),
-        Action::Delete,
+        Action::Read,
         &record("clinical-notes"),
-        &Facts::default(),
+        &Facts::default()
+    ));
+    assert!(
+        !e.emergency_would_permit(
+            &p,
+            &staff("physician"),
+            Action::Delete,
+            &record("clinical-notes"),
+            &Facts::default()
+        ),
+        "emergency access is for reading"
     );
-    assert!(!d.emergency_possible, "emergency access is for reading");
+    let blocked = Facts {
+        blocked: true,
+        ..Facts::default()
+    };
+    assert!(
+        !e.emergency_would_permit(
+            &p,
+            &staff("physician"),
+            Action::Read,
+            &record("clinical-notes"),
+            &blocked
+        ),
+        "the tenant does not let emergency override this block"
+    );
 }
 
 #[test]
