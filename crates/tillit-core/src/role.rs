@@ -10,16 +10,19 @@ pub enum Role {
     Secretary,
     SecurityOfficer,
     TenantAdmin,
+    /// A system integration (an EPJ, a lab system) the tenant has set up to exchange records.
+    Integration,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Physician,
         Role::Nurse,
         Role::CareAssistant,
         Role::Secretary,
         Role::SecurityOfficer,
         Role::TenantAdmin,
+        Role::Integration,
     ];
 
     pub fn code(self) -> &'static str {
@@ -30,6 +33,7 @@ impl Role {
             Role::Secretary => "secretary",
             Role::SecurityOfficer => "security_officer",
             Role::TenantAdmin => "tenant_admin",
+            Role::Integration => "integration",
         }
     }
 

@@ -2,19 +2,84 @@
 //! [`authorize`] and gets a [`Permit`] or a [`Denial`]; the functions that open sealed data
 //! take a `&Permit`, so a path that skips the question does not compile.
 //!
-//! Until the access-control capability fills it with policy (care relationships, roles ×
-//! categories, blocks, emergency access), the only rule is tenant isolation: a caller reaches
-//! only their own tenant's data. A resource of another tenant is never even found (queries
-//! are tenant-scoped), so it answers 404 exactly like one that does not exist.
+//! Decisions are made by `tillit-authz` (Cedar): the platform baseline plus the tenant's
+//! policies. The facts it needs (care relationships, the patient's own record, relatives'
+//! links) are loaded per request into a [`Subject`], so a revoked relationship takes effect
+//! on the very next request. A resource of another tenant is never even found (queries are
+//! tenant-scoped), so it answers 404 exactly like one that does not exist.
 
 use crate::session::Principal;
-use tillit_core::TenantId;
+use crate::state::AppState;
+use std::collections::HashSet;
+use std::sync::OnceLock;
+use tillit_authz::{Engine, Facts, TenantPolicies};
+use tillit_core::{OrgUnitId, PersonKind, TenantId};
 use tillit_fhir::category::Category;
+use tillit_store::{StoreError, active_patients};
 
-/// Who acts: a logged-in user, or Tillit itself on an operator's command (import).
+/// Categories a relative sees by default: the practical, non-medical parts of the record.
+/// (A patient's recorded consent with its own scope replaces this in the access-control work.)
+pub const RELATIVE_DEFAULT_SCOPE: [&str; 2] = ["appointments", "messages"];
+
+/// A logged-in caller with the facts about them that decisions need, loaded for one request.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub principal: Principal,
+    /// Patients with an active care relationship (personal or through an org unit).
+    pub care_patients: HashSet<String>,
+    /// Patients this relative is linked to.
+    pub relative_patients: HashSet<String>,
+}
+
+impl Subject {
+    pub async fn load(state: &AppState, principal: &Principal) -> Result<Self, StoreError> {
+        let user = &principal.user;
+        let now = state.clock.now();
+        let mut care_patients = HashSet::new();
+        let mut relative_patients = HashSet::new();
+        match user.kind {
+            PersonKind::Staff => {
+                let assignments = state
+                    .store
+                    .role_assignments(&user.tenant, &user.person)
+                    .await?;
+                let units: Vec<OrgUnitId> = assignments
+                    .iter()
+                    .filter(|a| a.period.contains(now))
+                    .map(|a| a.org_unit.clone())
+                    .collect();
+                let rels = state
+                    .store
+                    .care_relationships_for_staff(&user.tenant, &user.person, &units)
+                    .await?;
+                care_patients = active_patients(&rels, now)
+                    .into_iter()
+                    .map(|p| p.to_string())
+                    .collect();
+            }
+            PersonKind::Relative => {
+                relative_patients = state
+                    .store
+                    .patients_of_relative(&user.tenant, &user.person)
+                    .await?
+                    .into_iter()
+                    .map(|p| p.to_string())
+                    .collect();
+            }
+            PersonKind::Patient => {}
+        }
+        Ok(Self {
+            principal: principal.clone(),
+            care_patients,
+            relative_patients,
+        })
+    }
+}
+
+/// Who acts: a logged-in user, or Tillit itself on an operator's command (import, seeding).
 #[derive(Debug, Clone, Copy)]
 pub enum Actor<'a> {
-    User(&'a Principal),
+    User(&'a Subject),
     System {
         tenant: &'a TenantId,
         purpose: &'static str,
@@ -24,7 +89,7 @@ pub enum Actor<'a> {
 impl Actor<'_> {
     pub fn tenant(&self) -> &TenantId {
         match self {
-            Actor::User(p) => &p.tenant.id,
+            Actor::User(s) => &s.principal.tenant.id,
             Actor::System { tenant, .. } => tenant,
         }
     }
@@ -42,13 +107,17 @@ pub enum Action {
 
 impl Action {
     pub fn code(self) -> &'static str {
+        self.engine().code()
+    }
+
+    fn engine(self) -> tillit_authz::Action {
         match self {
-            Action::Read => "read",
-            Action::Search => "search",
-            Action::History => "history",
-            Action::Create => "create",
-            Action::Update => "update",
-            Action::Delete => "delete",
+            Action::Read => tillit_authz::Action::Read,
+            Action::Search => tillit_authz::Action::Search,
+            Action::History => tillit_authz::Action::History,
+            Action::Create => tillit_authz::Action::Create,
+            Action::Update => tillit_authz::Action::Update,
+            Action::Delete => tillit_authz::Action::Delete,
         }
     }
 }
@@ -66,32 +135,119 @@ pub struct Target<'a> {
 #[derive(Debug)]
 pub struct Permit {
     // Private: only this module can make a Permit.
-    policy: &'static str,
+    policy: String,
 }
 
 impl Permit {
     /// The policy that permitted the access (for the audit event).
-    pub fn policy(&self) -> &'static str {
-        self.policy
+    pub fn policy(&self) -> &str {
+        &self.policy
     }
 }
 
 /// A refusal with the reason to show the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
-    pub policy: &'static str,
+    pub policy: String,
     pub reason: String,
+    /// Opening emergency access would let the request through.
+    pub emergency_possible: bool,
 }
 
-pub fn authorize(actor: Actor<'_>, _action: Action, target: &Target<'_>) -> Result<Permit, Denial> {
-    if actor.tenant() != target.tenant {
+fn engine() -> Option<&'static (Engine, TenantPolicies)> {
+    static ENGINE: OnceLock<Option<(Engine, TenantPolicies)>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let built = Engine::new().and_then(|e| {
+                let p = e.compile(tillit_authz::DEFAULT_TENANT_POLICIES)?;
+                Ok((e, p))
+            });
+            match built {
+                Ok(x) => Some(x),
+                Err(e) => {
+                    // Fail closed: without an engine every user request is denied.
+                    tracing::error!(error = %e, "authorization engine failed to start");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+pub fn authorize(actor: Actor<'_>, action: Action, target: &Target<'_>) -> Result<Permit, Denial> {
+    let subject = match actor {
+        Actor::System { tenant, .. } => {
+            return if tenant == target.tenant {
+                Ok(Permit {
+                    policy: "platform.system".into(),
+                })
+            } else {
+                Err(Denial {
+                    policy: "platform.tenant-isolation".into(),
+                    reason: "the record belongs to another tenant".into(),
+                    emergency_possible: false,
+                })
+            };
+        }
+        Actor::User(s) => s,
+    };
+    let Some((engine, policies)) = engine() else {
         return Err(Denial {
-            policy: "platform.tenant-isolation",
-            reason: "the resource belongs to another tenant".into(),
+            policy: "platform.unavailable".into(),
+            reason: "authorization is unavailable".into(),
+            emergency_possible: false,
+        });
+    };
+    let user = &subject.principal.user;
+    let person = user.person.as_str();
+    let principal = tillit_authz::Principal {
+        id: person.to_string(),
+        tenant: subject.principal.tenant.id.to_string(),
+        kind: user.kind.code().to_string(),
+        roles: subject
+            .principal
+            .roles
+            .iter()
+            .map(|r| r.code().to_string())
+            .collect(),
+    };
+    let record = tillit_authz::Record {
+        tenant: target.tenant.to_string(),
+        resource_type: target.resource_type.to_string(),
+        category: target.category.code().to_string(),
+        withheld: false,
+    };
+    let patient = target.patient;
+    let facts = Facts {
+        care_relationship: patient.is_some_and(|p| subject.care_patients.contains(p)),
+        own_record: user.kind == PersonKind::Patient && patient == Some(person),
+        relative_categories: if patient.is_some_and(|p| subject.relative_patients.contains(p)) {
+            RELATIVE_DEFAULT_SCOPE
+                .iter()
+                .map(|c| c.to_string())
+                .collect()
+        } else {
+            Vec::new()
+        },
+        no_patient: patient.is_none(),
+        ..Facts::default()
+    };
+    let d = engine.decide(policies, &principal, action.engine(), &record, &facts);
+    if d.permitted {
+        return Ok(Permit {
+            policy: d.policies.first().cloned().unwrap_or_default(),
         });
     }
-    Ok(Permit {
-        policy: "platform.tenant-isolation",
+    let emergency_possible =
+        engine.emergency_would_permit(policies, &principal, action.engine(), &record, &facts);
+    Err(Denial {
+        policy: d
+            .policies
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "default-deny".into()),
+        reason: d.reason,
+        emergency_possible,
     })
 }
 
@@ -100,7 +256,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn another_tenant_is_always_denied() {
+    fn the_system_actor_stays_inside_its_tenant() {
         let (a, b) = (TenantId::derived("a"), TenantId::derived("b"));
         let target = Target {
             tenant: &b,
@@ -130,5 +286,6 @@ mod tests {
             )
             .is_ok()
         );
+        assert!(engine().is_some(), "the shipped policies compile");
     }
 }

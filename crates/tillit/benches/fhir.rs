@@ -190,7 +190,7 @@ async fn main() {
     let conc = env("BENCH_CONCURRENCY", 8);
     // Synthea writes one transaction per patient, often over the default 5 MiB body limit.
     let app = helpers::spawn_demo_with(None, &[("TILLIT_LIMITS__BODY_BYTES", "67108864")]);
-    let token = app.user("lege.lund")["api_token"]
+    let token = app.user("integrasjon.epj")["api_token"]
         .as_str()
         .unwrap()
         .to_string();

@@ -144,6 +144,15 @@ const NORDBY_STAFF: &[DemoStaff] = &[
         unit: UNIT_ROOT,
         hpr: "",
     },
+    // The tenant's EPJ integration: an API client trusted with all of the tenant's records
+    // by the tenant's own policy (`tenant.integration`).
+    DemoStaff {
+        username: "integrasjon.epj",
+        name: "EPJ-integrasjon",
+        role: Role::Integration,
+        unit: UNIT_ROOT,
+        hpr: "",
+    },
 ];
 
 const SORBY_STAFF: &[DemoStaff] = &[DemoStaff {

@@ -88,20 +88,27 @@ async fn caller(
     state: &AppState,
     headers: &HeaderMap,
     client: &Client,
-) -> FhirResult<session::Principal> {
-    match session::principal(state, headers, client).await {
-        Ok(Some(p)) => Ok(p),
-        Ok(None) | Err(crate::error::AppError::Unauthenticated) => Err(FhirError::new(
-            401,
-            IssueType::Login,
-            "authentication required: send Authorization: Bearer <token>",
-        )),
-        Err(e) => Err(FhirError::new(
-            e.status().as_u16(),
-            IssueType::Security,
-            e.to_string(),
-        )),
-    }
+) -> FhirResult<crate::authz::Subject> {
+    let principal = match session::principal(state, headers, client).await {
+        Ok(Some(p)) => p,
+        Ok(None) | Err(crate::error::AppError::Unauthenticated) => {
+            return Err(FhirError::new(
+                401,
+                IssueType::Login,
+                "authentication required: send Authorization: Bearer <token>",
+            ));
+        }
+        Err(e) => {
+            return Err(FhirError::new(
+                e.status().as_u16(),
+                IssueType::Security,
+                e.to_string(),
+            ));
+        }
+    };
+    // The facts decisions need, loaded fresh for every request: a revoked relationship or a
+    // new block takes effect on the next one.
+    Ok(crate::authz::Subject::load(state, &principal).await?)
 }
 
 fn check_type_known(rt: &str, write: bool) -> FhirResult<()> {
@@ -464,7 +471,7 @@ async fn delete(
 
 async fn history(
     state: &AppState,
-    p: &session::Principal,
+    p: &crate::authz::Subject,
     headers: &HeaderMap,
     rt: &str,
     id: Option<&str>,

@@ -72,8 +72,26 @@ impl From<StoreError> for FhirError {
 
 impl From<authz::Denial> for FhirError {
     fn from(d: authz::Denial) -> Self {
-        FhirError::new(403, IssueType::Forbidden, d.reason)
+        let mut e = FhirError::new(
+            403,
+            IssueType::Forbidden,
+            format!("{} (policy {})", capitalise(&d.reason), d.policy),
+        );
+        if d.emergency_possible {
+            e.issues.push(Issue::warning(
+                IssueType::Informational,
+                "You can open emergency access to this patient's record with a stated reason; it is time-limited, logged, reviewed and shown to the patient.",
+            ));
+        }
+        e
     }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }
 
 pub type FhirResult<T> = Result<T, FhirError>;

@@ -216,7 +216,7 @@ async fn patient_names_and_national_ids_are_not_in_the_database_files() {
         .await
         .unwrap();
     needles.push(b"ukjent.person".to_vec());
-    let fhir = crate::fhir::Fhir::new(&app, "lege.lund");
+    let fhir = crate::fhir::Fhir::new(&app, "integrasjon.epj");
     let (_, bundle) = fhir.get("/Patient?_count=100").await;
     let national_ids: Vec<String> = bundle["entry"]
         .as_array()

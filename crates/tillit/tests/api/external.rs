@@ -76,18 +76,18 @@ async fn third_party_clients_work_and_independent_validators_accept_our_output()
         let mut c = Command::new(tools.join("venv/bin/python"));
         c.arg(repo().join("tests-external").join(script))
             .env("NATIONAL_ID", nid);
-        env_for(&mut c, &app, "lege.lund", &out_dir);
+        env_for(&mut c, &app, "integrasjon.epj", &out_dir);
         let text = run(c, script);
         assert!(text.contains("checks passed"), "{text}");
     }
     let mut c = node(&tools, "fhir_kit_client.mjs");
     c.env("NATIONAL_ID", "01810700209");
-    env_for(&mut c, &app, "lege.lund", &out_dir);
+    env_for(&mut c, &app, "integrasjon.epj", &out_dir);
     assert!(run(c, "fhir-kit-client").contains("checks passed"));
 
     // What the server returns: searches over every demo type, the CapabilityStatement, an
     // OperationOutcome and a history Bundle.
-    let f = Fhir::new(&app, "lege.lund");
+    let f = Fhir::new(&app, "integrasjon.epj");
     for rt in [
         "Patient",
         "Observation",
@@ -186,7 +186,7 @@ fn without_meta(v: &Value) -> Value {
 #[tokio::test]
 async fn every_official_example_round_trips_and_broken_ones_are_refused() {
     let app = spawn_demo();
-    let f = Fhir::new(&app, "lege.lund");
+    let f = Fhir::new(&app, "integrasjon.epj");
     let examples = official_examples();
     assert!(examples.len() > 200);
     let mut failures = Vec::new();
@@ -264,7 +264,7 @@ async fn synthea_bundles_import_with_every_resource_accounted_for() {
     c.args(["-p", "2", "-s", "7", "-r", "20261101", "-o"])
         .arg(&gen_dir);
     run(c, "synthea");
-    let f = Fhir::new(&app, "lege.lund");
+    let f = Fhir::new(&app, "integrasjon.epj");
     let (_, before) = f.get("/Patient?_summary=count").await;
     let mut c = Command::new(BIN);
     c.arg("import")

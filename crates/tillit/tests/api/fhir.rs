@@ -120,7 +120,7 @@ fn outcome_text(v: &Value) -> String {
 #[tokio::test]
 async fn create_read_update_with_versions_and_delete_keeping_history() {
     let app = spawn_demo();
-    let f = Fhir::new(&app, "lege.lund");
+    let f = Fhir::new(&app, "integrasjon.epj");
     let (s, h, created) = f
         .send(
             reqwest::Method::POST,
@@ -230,7 +230,7 @@ async fn create_read_update_with_versions_and_delete_keeping_history() {
 #[tokio::test]
 async fn conditional_create_by_identifier_does_not_duplicate() {
     let app = spawn_demo();
-    let f = Fhir::new(&app, "lege.lund");
+    let f = Fhir::new(&app, "integrasjon.epj");
     let cond = "identifier=urn:oid:2.16.578.1.12.4.1.4.1|01810700021";
     let (s1, _, a) = f
         .send(
@@ -257,7 +257,7 @@ async fn conditional_create_by_identifier_does_not_duplicate() {
 #[tokio::test]
 async fn search_by_every_supported_parameter_with_paging_sort_include_and_count() {
     let app = spawn_demo();
-    let f = Fhir::new(&app, "lege.lund");
+    let f = Fhir::new(&app, "integrasjon.epj");
     let p = f.create(&patient("01810700021", "Søkesen")).await;
     let pid = p["id"].as_str().unwrap();
     let other = f.create(&patient("01810700110", "Annensen")).await;
@@ -488,7 +488,7 @@ async fn search_by_every_supported_parameter_with_paging_sort_include_and_count(
 #[tokio::test]
 async fn unknown_search_parameters_warn_by_default_and_fail_when_strict() {
     let app = spawn_demo();
-    let f = Fhir::new(&app, "lege.lund");
+    let f = Fhir::new(&app, "integrasjon.epj");
     let (s, b) = f.get("/Observation?nonsense=1").await;
     assert_eq!(s, 200);
     let outcome = b["entry"]
@@ -517,7 +517,7 @@ async fn unknown_search_parameters_warn_by_default_and_fail_when_strict() {
 #[tokio::test]
 async fn a_transaction_is_all_or_nothing_and_resolves_references() {
     let app = spawn_demo();
-    let f = Fhir::new(&app, "lege.lund");
+    let f = Fhir::new(&app, "integrasjon.epj");
     let pat = "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a";
     let mut obs = heart_rate("x", "2026-03-01T10:00:00+01:00", 72);
     obs["subject"]["reference"] = json!(pat);
@@ -578,7 +578,7 @@ async fn a_transaction_is_all_or_nothing_and_resolves_references() {
 #[tokio::test]
 async fn bad_requests_get_operation_outcomes_and_write_nothing() {
     let app = spawn_demo();
-    let f = Fhir::new(&app, "lege.lund");
+    let f = Fhir::new(&app, "integrasjon.epj");
     let (_, before) = f.get("/Patient?_summary=count").await;
     let raw = |ct: &'static str, body: Vec<u8>| {
         app.client
@@ -698,7 +698,7 @@ async fn bad_requests_get_operation_outcomes_and_write_nothing() {
 #[tokio::test]
 async fn another_tenants_resource_answers_404_like_a_missing_one() {
     let app = spawn_demo();
-    let nordby = Fhir::new(&app, "lege.lund");
+    let nordby = Fhir::new(&app, "integrasjon.epj");
     let sorby = Fhir::new(&app, "lege.sorby");
     let p = nordby.create(&patient("01810700021", "Isolert")).await;
     let id = p["id"].as_str().unwrap();
@@ -712,9 +712,10 @@ async fn another_tenants_resource_answers_404_like_a_missing_one() {
     assert_eq!(found["total"], 0);
     let mut upd = p.clone();
     upd["gender"] = json!("male");
-    // Sørby cannot overwrite it either: an update there creates Sørby's own resource.
-    let (s, _) = sorby.put(&format!("/Patient/{id}"), &upd).await;
-    assert_eq!(s, 201);
+    // Sørby cannot overwrite it either: the id does not exist there, and its physician has
+    // no care relationship with a patient it would create.
+    let (s, oo) = sorby.put(&format!("/Patient/{id}"), &upd).await;
+    assert_eq!(s, 403, "{oo}");
     assert_eq!(
         nordby.get(&format!("/Patient/{id}")).await.1["gender"],
         "female"
@@ -724,7 +725,7 @@ async fn another_tenants_resource_answers_404_like_a_missing_one() {
 #[tokio::test]
 async fn the_database_files_never_hold_resource_content_in_clear() {
     let app = spawn_demo();
-    let f = Fhir::new(&app, "lege.lund");
+    let f = Fhir::new(&app, "integrasjon.epj");
     let marker = "Zyxwvutsrq Unikmarkør";
     let mut p = patient("01810700021", "Klartekstsjekk");
     p["name"][0]["text"] = json!(marker);
@@ -781,7 +782,7 @@ async fn the_database_files_never_hold_resource_content_in_clear() {
 #[tokio::test]
 async fn a_tenant_rule_puts_a_resource_in_another_category() {
     let app = spawn_demo();
-    let f = Fhir::new(&app, "lege.lund");
+    let f = Fhir::new(&app, "integrasjon.epj");
     let p = f.create(&patient("01810700021", "Kategorisen")).await;
     let mut phq = heart_rate(p["id"].as_str().unwrap(), "2026-03-01T08:00:00Z", 1);
     phq["code"]["coding"][0] =

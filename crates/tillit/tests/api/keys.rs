@@ -10,7 +10,7 @@ async fn rotation_rewraps_keys_and_the_data_still_opens() {
     let mut app = spawn_demo();
     app.keep_dir();
     let dir = app.dir.clone();
-    let f = Fhir::new(&app, "lege.lund");
+    let f = Fhir::new(&app, "integrasjon.epj");
     let p = f.create(&patient("01810700021", "Rotasjonsen")).await;
     let id = p["id"].as_str().unwrap().to_string();
     // Refused while the server holds the keys.
@@ -46,7 +46,7 @@ async fn rotation_rewraps_keys_and_the_data_still_opens() {
         "rotation must not touch the data"
     );
     let app = spawn_demo_with(Some(dir), &[]);
-    let f = Fhir::new(&app, "lege.lund");
+    let f = Fhir::new(&app, "integrasjon.epj");
     let (s, back) = f.get(&format!("/Patient/{id}")).await;
     assert_eq!(
         (s, back["name"][0]["family"].as_str()),

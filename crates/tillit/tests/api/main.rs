@@ -9,6 +9,7 @@
 
 mod helpers;
 
+mod access;
 mod admin_cli;
 mod auth;
 mod demo;

@@ -1,0 +1,171 @@
+//! Access control with the demo users: care relationships, role × category, the patient's
+//! own record, relatives, and search results filtered to what the caller may see.
+
+use crate::fhir::Fhir;
+use crate::helpers::*;
+use serde_json::Value;
+
+fn patients_of(app: &TestApp, user: &str) -> Vec<String> {
+    app.user(user)["patients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn outcome(v: &Value) -> String {
+    v["issue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["diagnostics"].as_str().unwrap_or("").to_string())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+#[tokio::test]
+async fn staff_read_their_patients_and_are_refused_others_with_the_reason() {
+    let app = spawn_demo();
+    let lege = Fhir::new(&app, "lege.lund");
+    let mine = patients_of(&app, "lege.lund");
+    let (s, p) = lege.get(&format!("/Patient/{}", mine[0])).await;
+    assert_eq!(s, 200, "{p}");
+    let (s, b) = lege
+        .get(&format!("/Observation?patient={}&_count=3", mine[0]))
+        .await;
+    assert_eq!((s, b["total"].as_u64()), (200, Some(17)));
+
+    let not_mine = patients_of(&app, "sykepleier.dahl")
+        .into_iter()
+        .find(|p| !mine.contains(p))
+        .unwrap();
+    let (s, oo) = lege.get(&format!("/Patient/{not_mine}")).await;
+    assert_eq!(s, 403);
+    let text = outcome(&oo);
+    assert!(
+        text.contains("You have no care relationship with this patient"),
+        "{text}"
+    );
+    assert!(text.contains("emergency access"), "{text}");
+    // Searching their records shows nothing, and the total does not leak how much exists.
+    let (_, b) = lege.get(&format!("/Observation?patient={not_mine}")).await;
+    assert_eq!(b["total"], 0);
+}
+
+#[tokio::test]
+async fn search_totals_count_only_what_the_caller_may_see() {
+    let app = spawn_demo();
+    let all = Fhir::new(&app, "integrasjon.epj");
+    let lege = Fhir::new(&app, "lege.lund");
+    let (_, everything) = all
+        .get("/Observation?code=http://loinc.org|8867-4&_summary=count")
+        .await;
+    let (_, visible) = lege
+        .get("/Observation?code=http://loinc.org|8867-4&_summary=count")
+        .await;
+    let n = patients_of(&app, "lege.lund").len() as u64;
+    assert_eq!(
+        visible["total"].as_u64(),
+        Some(n * 8),
+        "8 heart-rate readings per patient in the list"
+    );
+    assert!(everything["total"].as_u64().unwrap() > visible["total"].as_u64().unwrap());
+}
+
+#[tokio::test]
+async fn a_care_assistant_is_refused_the_mental_health_category() {
+    let app = spawn_demo();
+    let aas = Fhir::new(&app, "helsefagarbeider.aas");
+    let all = Fhir::new(&app, "integrasjon.epj");
+    let mut found = false;
+    for pid in patients_of(&app, "helsefagarbeider.aas") {
+        let (_, b) = all.get(&format!("/Condition?patient={pid}")).await;
+        let cond = &b["entry"][0]["resource"];
+        let sensitive = cond["meta"]["security"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["code"] == "mental-health");
+        if !sensitive {
+            continue;
+        }
+        found = true;
+        let (s, oo) = aas
+            .get(&format!("/Condition/{}", cond["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(s, 403);
+        assert!(
+            outcome(&oo).contains("Your role does not give access to mental-health"),
+            "{}",
+            outcome(&oo)
+        );
+        let (_, hidden) = aas.get(&format!("/Condition?patient={pid}")).await;
+        assert_eq!(hidden["total"], 0);
+        let (_, obs) = aas
+            .get(&format!("/Observation?patient={pid}&_summary=count"))
+            .await;
+        // 16 measurements are hers to see; the laboratory result (HbA1c) is not.
+        assert_eq!(obs["total"], 16);
+    }
+    assert!(
+        found,
+        "the demo gives a patient on the care assistant's list a mental-health diagnosis"
+    );
+}
+
+#[tokio::test]
+async fn patients_read_their_own_record_and_relatives_what_consent_covers() {
+    let app = spawn_demo();
+    let astrid = Fhir::new(&app, "astrid.haugland");
+    let own = app.user("astrid.haugland")["patient_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _) = astrid.get(&format!("/Patient/{own}")).await;
+    assert_eq!(s, 200);
+    let (_, b) = astrid
+        .get(&format!("/Observation?patient={own}&_summary=count"))
+        .await;
+    assert_eq!(b["total"], 17);
+    let other = app.user("berit.solberg")["patient_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, oo) = astrid.get(&format!("/Patient/{other}")).await;
+    assert_eq!(s, 403, "{oo}");
+
+    let kari = Fhir::new(&app, "kari.haugland");
+    let mother = app.user("kari.haugland")["patient_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, appts) = kari.get(&format!("/Appointment?patient={mother}")).await;
+    assert_eq!(appts["total"], 1);
+    let (_, obs) = kari.get(&format!("/Observation?patient={mother}")).await;
+    assert_eq!(obs["total"], 0);
+    let (s, _) = kari.get(&format!("/Patient/{mother}")).await;
+    assert_eq!(s, 403);
+}
+
+#[tokio::test]
+async fn a_secretary_sees_demographics_and_appointments_only() {
+    let app = spawn_demo();
+    let sec = Fhir::new(&app, "sekretaer.berg");
+    let pid = patients_of(&app, "sekretaer.berg")[0].clone();
+    assert_eq!(sec.get(&format!("/Patient/{pid}")).await.0, 200);
+    assert_eq!(
+        sec.get(&format!("/Appointment?patient={pid}")).await.1["total"],
+        1
+    );
+    assert_eq!(
+        sec.get(&format!("/Observation?patient={pid}")).await.1["total"],
+        0
+    );
+    assert_eq!(
+        sec.get(&format!("/MedicationStatement?patient={pid}"))
+            .await
+            .1["total"],
+        0
+    );
+}
