@@ -273,6 +273,27 @@ fn expect_changed(n: usize, what: &'static str) -> StoreResult<()> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn end_care_relationship(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.write(move |tx| {
+            // Only shortens: an end already in the past stays where it was.
+            let n = tx
+                .execute(
+                    "UPDATE care_relationships SET valid_to = CASE WHEN valid_to IS NULL OR valid_to > ?3 THEN MAX(?3, valid_from + 1) ELSE valid_to END
+                     WHERE tenant_id = ?1 AND id = ?2",
+                    params![tenant, id, ts(at)],
+                )
+                .map_err(driver)?;
+            expect_changed(n, "care relationship")
+        })
+        .await
+    }
+
     async fn resource_versions(
         &self,
         tenant: &TenantId,

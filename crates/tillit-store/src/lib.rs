@@ -137,6 +137,13 @@ pub trait Store: Send + Sync + 'static {
         rel: &NewCareRelationship,
         at: OffsetDateTime,
     ) -> StoreResult<CareRelationship>;
+    /// Ends a care relationship at `at` (it stays on record, no longer active).
+    async fn end_care_relationship(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
     async fn care_relationships_for_patient(
         &self,
         tenant: &TenantId,

@@ -226,6 +226,13 @@ pub enum CareCommand {
         #[arg(long)]
         patient: String,
     },
+    /// Ends a care relationship now: access based on it stops with the next request.
+    End {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -698,6 +705,13 @@ pub async fn run(ctx: &Ctx, cmd: AdminCommand) -> Result<()> {
                 t.id, user.username, t.expires_at
             );
             println!("{}", token.expose());
+        }
+        AdminCommand::Care {
+            command: CareCommand::End { tenant: t, id },
+        } => {
+            let t = tenant(ctx, &t).await?;
+            ctx.store.end_care_relationship(&t.id, &id, now).await?;
+            println!("ended {id}");
         }
         AdminCommand::Categories {
             command: CategoriesCommand::Set { tenant: t, file },

@@ -169,3 +169,47 @@ async fn a_secretary_sees_demographics_and_appointments_only() {
         0
     );
 }
+
+#[tokio::test]
+async fn an_ended_care_relationship_stops_access_on_the_very_next_request() {
+    let app = spawn_demo();
+    let lege = Fhir::new(&app, "lege.lund");
+    let pid = patients_of(&app, "lege.lund")[0].clone();
+    assert_eq!(lege.get(&format!("/Patient/{pid}")).await.0, 200);
+    let rels = stdout(&app.admin(&[
+        "care",
+        "list",
+        "--tenant",
+        "Nordby kommune",
+        "--patient",
+        &pid,
+    ]));
+    // The Legekontoret unit relationship is what gives the physician access.
+    let ids: Vec<String> = rels
+        .lines()
+        .filter(|l| l.contains("\tunit ") && l.ends_with("\tactive"))
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect();
+    assert!(!ids.is_empty(), "{rels}");
+    for id in &ids {
+        stdout(&app.admin(&["care", "end", "--tenant", "Nordby kommune", "--id", id]));
+    }
+    let (s, oo) = lege.get(&format!("/Patient/{pid}")).await;
+    assert_eq!(s, 403, "{oo}");
+    let (_, b) = lege.get(&format!("/Observation?patient={pid}")).await;
+    assert_eq!(b["total"], 0);
+    let after = stdout(&app.admin(&[
+        "care",
+        "list",
+        "--tenant",
+        "Nordby kommune",
+        "--patient",
+        &pid,
+    ]));
+    assert!(
+        ids.iter().all(|id| after
+            .lines()
+            .any(|l| l.starts_with(id.as_str()) && l.ends_with("\tinactive"))),
+        "{after}"
+    );
+}
