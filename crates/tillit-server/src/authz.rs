@@ -29,6 +29,8 @@ pub struct Subject {
     pub care_patients: HashSet<String>,
     /// Patients this relative is linked to.
     pub relative_patients: HashSet<String>,
+    /// Patients with an emergency access window open for this staff member now.
+    pub emergency_patients: HashSet<String>,
 }
 
 impl Subject {
@@ -37,6 +39,7 @@ impl Subject {
         let now = state.clock.now();
         let mut care_patients = HashSet::new();
         let mut relative_patients = HashSet::new();
+        let mut emergency_patients = HashSet::new();
         match user.kind {
             PersonKind::Staff => {
                 let assignments = state
@@ -56,6 +59,13 @@ impl Subject {
                     .into_iter()
                     .map(|p| p.to_string())
                     .collect();
+                emergency_patients = state
+                    .store
+                    .emergency_patients(&user.tenant, &user.person, now)
+                    .await?
+                    .into_iter()
+                    .map(|p| p.to_string())
+                    .collect();
             }
             PersonKind::Relative => {
                 relative_patients = state
@@ -72,6 +82,7 @@ impl Subject {
             principal: principal.clone(),
             care_patients,
             relative_patients,
+            emergency_patients,
         })
     }
 }
@@ -230,6 +241,10 @@ pub fn authorize(actor: Actor<'_>, action: Action, target: &Target<'_>) -> Resul
             Vec::new()
         },
         no_patient: patient.is_none(),
+        emergency: patient.is_some_and(|p| subject.emergency_patients.contains(p)),
+        // Tenant policy default: emergency access overrides a patient's block, and the
+        // patient is told (their access log shows every emergency access).
+        emergency_overrides_block: true,
         ..Facts::default()
     };
     let d = engine.decide(policies, &principal, action.engine(), &record, &facts);

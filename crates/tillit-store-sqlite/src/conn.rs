@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_foundation.sql"),
     include_str!("../migrations/0002_resources.sql"),
     include_str!("../migrations/0003_category_rules.sql"),
+    include_str!("../migrations/0004_emergency_access.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -273,6 +273,79 @@ fn expect_changed(n: usize, what: &'static str) -> StoreResult<()> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn open_emergency_access(&self, a: &EmergencyAccess) -> StoreResult<()> {
+        let a = a.clone();
+        let reason = self.cipher().seal(
+            Some(&a.tenant),
+            &format!("emergency-reason/{}", a.id),
+            &a.reason,
+        )?;
+        self.write(move |tx| {
+            let kind: Option<String> = tx
+                .query_row("SELECT kind FROM persons WHERE tenant_id = ?1 AND id = ?2", params![a.tenant.as_str(), a.patient.as_str()], |r| r.get(0))
+                .optional()
+                .map_err(driver)?;
+            if kind.as_deref() != Some("patient") {
+                return Err(StoreError::NotFound("patient"));
+            }
+            tx.execute(
+                "INSERT INTO emergency_access (id, tenant_id, staff_id, patient_id, reason, opened_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![a.id, a.tenant.as_str(), a.staff.as_str(), a.patient.as_str(), reason, ts(a.opened_at), ts(a.expires_at)],
+            )
+            .map_err(driver)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn emergency_patients(
+        &self,
+        tenant: &TenantId,
+        staff: &PersonId,
+        at: OffsetDateTime,
+    ) -> StoreResult<Vec<PersonId>> {
+        let (tenant, staff) = (tenant.clone(), staff.clone());
+        self.read(move |c| {
+            let mut s = c
+                .prepare("SELECT DISTINCT patient_id FROM emergency_access WHERE tenant_id = ?1 AND staff_id = ?2 AND expires_at > ?3 AND opened_at <= ?3")
+                .map_err(driver)?;
+            collect(s.query_map(params![tenant.as_str(), staff.as_str(), ts(at)], |r| person_id(r, 0)).map_err(driver)?)
+        })
+        .await
+    }
+
+    async fn emergency_accesses(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+    ) -> StoreResult<Vec<EmergencyAccess>> {
+        let (tenant, cipher) = (tenant.clone(), self.cipher());
+        self.read(move |c| {
+            let mut s = c
+                .prepare("SELECT id, tenant_id, staff_id, patient_id, reason, opened_at, expires_at, review FROM emergency_access WHERE tenant_id = ?1 ORDER BY opened_at DESC LIMIT ?2")
+                .map_err(driver)?;
+            collect(
+                s.query_map(params![tenant.as_str(), limit], |r| {
+                    let id: String = r.get(0)?;
+                    let t = tenant_id(r, 1)?;
+                    let reason = cipher.open(Some(&t), &format!("emergency-reason/{id}"), &r.get::<_, Vec<u8>>(4)?).map_err(cipher_err)?;
+                    Ok(EmergencyAccess {
+                        id,
+                        tenant: t,
+                        staff: person_id(r, 2)?,
+                        patient: person_id(r, 3)?,
+                        reason,
+                        opened_at: from_ts(r.get(5)?)?,
+                        expires_at: from_ts(r.get(6)?)?,
+                        review: r.get(7)?,
+                    })
+                })
+                .map_err(driver)?,
+            )
+        })
+        .await
+    }
+
     async fn end_care_relationship(
         &self,
         tenant: &TenantId,

@@ -228,6 +228,53 @@ async fn story(store: Arc<dyn Store>) {
             .is_empty()
     );
 
+    // Emergency access: open for a while, then gone; reasons are sealed.
+    let window = EmergencyAccess {
+        id: "e1".into(),
+        tenant: t.id.clone(),
+        staff: nurse.id.clone(),
+        patient: patient.id.clone(),
+        reason: "Akutt forverring, trenger journal".into(),
+        opened_at: now(),
+        expires_at: now() + time::Duration::minutes(60),
+        review: "open".into(),
+    };
+    store.open_emergency_access(&window).await.unwrap();
+    assert_eq!(
+        store
+            .emergency_patients(&t.id, &nurse.id, now())
+            .await
+            .unwrap(),
+        vec![patient.id.clone()]
+    );
+    assert!(
+        store
+            .emergency_patients(&t.id, &nurse.id, now() + time::Duration::minutes(61))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .emergency_patients(&other.id, &nurse.id, now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.emergency_accesses(&t.id, 10).await.unwrap()[0].reason,
+        "Akutt forverring, trenger journal"
+    );
+    let not_a_patient = EmergencyAccess {
+        id: "e2".into(),
+        patient: nurse.id.clone(),
+        ..window.clone()
+    };
+    assert!(matches!(
+        store.open_emergency_access(&not_a_patient).await,
+        Err(StoreError::NotFound(_))
+    ));
+
     let tok = store
         .create_api_token(
             &NewApiToken {

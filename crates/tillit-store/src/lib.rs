@@ -172,6 +172,21 @@ pub trait Store: Send + Sync + 'static {
         relative: &PersonId,
     ) -> StoreResult<Vec<PersonId>>;
 
+    /// Opens an emergency access window (the patient must be a patient of the tenant).
+    async fn open_emergency_access(&self, access: &EmergencyAccess) -> StoreResult<()>;
+    /// Patients with an emergency window open for `staff` at `at`.
+    async fn emergency_patients(
+        &self,
+        tenant: &TenantId,
+        staff: &PersonId,
+        at: OffsetDateTime,
+    ) -> StoreResult<Vec<PersonId>>;
+    async fn emergency_accesses(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+    ) -> StoreResult<Vec<EmergencyAccess>>;
+
     // --- API tokens ---
     async fn create_api_token(
         &self,

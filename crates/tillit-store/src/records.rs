@@ -180,6 +180,7 @@ pub struct Session {
 pub enum SecurityEventKind {
     LoginSuccess,
     LoginFailure,
+    EmergencyAccessOpened,
     Lockout,
     Logout,
     TokenUse,
@@ -194,6 +195,7 @@ impl SecurityEventKind {
     pub fn code(self) -> &'static str {
         match self {
             Self::LoginSuccess => "login.success",
+            Self::EmergencyAccessOpened => "emergency.opened",
             Self::LoginFailure => "login.failure",
             Self::Lockout => "login.lockout",
             Self::Logout => "logout",
@@ -209,6 +211,7 @@ impl SecurityEventKind {
     pub fn parse(code: &str) -> Option<Self> {
         [
             Self::LoginSuccess,
+            Self::EmergencyAccessOpened,
             Self::LoginFailure,
             Self::Lockout,
             Self::Logout,
@@ -252,4 +255,17 @@ pub struct SecurityEvent {
     pub detail: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+}
+
+/// An emergency access window.
+#[derive(Debug, Clone)]
+pub struct EmergencyAccess {
+    pub id: String,
+    pub tenant: TenantId,
+    pub staff: PersonId,
+    pub patient: PersonId,
+    pub reason: String,
+    pub opened_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub review: String,
 }

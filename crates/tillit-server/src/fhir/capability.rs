@@ -37,8 +37,14 @@ pub fn statement(base: &str) -> Value {
             .filter(|p| p.kind == Kind::Reference && matches!(p.name, "patient" | "subject"))
             .map(|p| format!("{rt}:{}", p.name))
             .collect();
+        let operations = if *rt == "Patient" {
+            json!([{"name": "emergency-access", "definition": format!("{base}/OperationDefinition/emergency-access")}])
+        } else {
+            json!([])
+        };
         rest_resources.push(json!({
             "type": rt,
+            "operation": operations,
             "interaction": interactions.iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
             "versioning": "versioned-update",
             "readHistory": true,

@@ -4,6 +4,7 @@
 
 pub mod bundle;
 pub mod capability;
+pub mod emergency;
 pub mod query;
 pub mod service;
 
@@ -35,6 +36,10 @@ pub fn routes() -> Router<AppState> {
         .route("/fhir/r4/{rt}/{id}", get(read).put(update).delete(delete))
         .route("/fhir/r4/{rt}/{id}/_history", get(instance_history))
         .route("/fhir/r4/{rt}/{id}/_history/{vid}", get(vread))
+        .route(
+            "/fhir/r4/Patient/{id}/$emergency-access",
+            axum::routing::post(emergency::handler),
+        )
         .route("/fhir/{*rest}", axum::routing::any(unknown))
 }
 
@@ -84,7 +89,7 @@ pub fn base_url(headers: &HeaderMap, uri: Option<&axum::http::Uri>) -> String {
     format!("https://{host}/fhir/r4")
 }
 
-async fn caller(
+pub(crate) async fn caller(
     state: &AppState,
     headers: &HeaderMap,
     client: &Client,
@@ -129,7 +134,7 @@ fn check_type_known(rt: &str, write: bool) -> FhirResult<()> {
     ))
 }
 
-fn parse_body(state: &AppState, headers: &HeaderMap, body: &[u8]) -> FhirResult<Value> {
+pub(crate) fn parse_body(state: &AppState, headers: &HeaderMap, body: &[u8]) -> FhirResult<Value> {
     let ct = crate::api::content_type(headers);
     if !matches!(ct.as_str(), "application/fhir+json" | "application/json") {
         return Err(FhirError::new(

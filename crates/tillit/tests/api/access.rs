@@ -213,3 +213,68 @@ async fn an_ended_care_relationship_stops_access_on_the_very_next_request() {
         "{after}"
     );
 }
+
+#[tokio::test]
+async fn emergency_access_opens_with_a_reason_and_is_recorded() {
+    let app = spawn_demo();
+    let lege = Fhir::new(&app, "lege.lund");
+    let mine = patients_of(&app, "lege.lund");
+    let other = patients_of(&app, "sykepleier.dahl")
+        .into_iter()
+        .find(|p| !mine.contains(p))
+        .unwrap();
+    assert_eq!(lege.get(&format!("/Patient/{other}")).await.0, 403);
+    let path = format!("/Patient/{other}/$emergency-access");
+    let (s, oo) = lege.post(&path, &serde_json::json!({"resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": "kort"}]})).await;
+    assert_eq!(s, 400);
+    assert!(outcome(&oo).contains("state the reason"), "{oo}");
+    let body = serde_json::json!({"resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": "Pasienten funnet bevisstløs, trenger medisinliste"}]});
+    let (s, params) = lege.post(&path, &body).await;
+    assert_eq!(s, 200, "{params}");
+    assert!(
+        params["parameter"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "expires")
+    );
+    // Now readable, on the next request.
+    let (s, _) = lege.get(&format!("/Patient/{other}")).await;
+    assert_eq!(s, 200);
+    let (_, obs) = lege
+        .get(&format!("/Observation?patient={other}&_summary=count"))
+        .await;
+    assert_eq!(obs["total"], 17);
+    // Reading only: no changes under emergency access without a relationship.
+    let (s, _, _) = lege
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/Patient/{other}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(s, 403);
+    // Others are not affected, and patients cannot open it.
+    let aas = Fhir::new(&app, "helsefagarbeider.aas");
+    if !patients_of(&app, "helsefagarbeider.aas").contains(&other) {
+        assert_eq!(aas.get(&format!("/Patient/{other}")).await.0, 403);
+    }
+    let astrid = Fhir::new(&app, "astrid.haugland");
+    assert_eq!(astrid.post(&path, &body).await.0, 403);
+    // An unknown patient is 404; the opening is a security event for review.
+    assert_eq!(
+        lege.post(
+            "/Patient/00000000-0000-0000-0000-000000000000/$emergency-access",
+            &body
+        )
+        .await
+        .0,
+        404
+    );
+    assert!(
+        events(&app.dir)
+            .iter()
+            .any(|e| e["kind"] == "emergency.opened" && e["username"] == "lege.lund")
+    );
+}

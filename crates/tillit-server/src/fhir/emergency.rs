@@ -1,0 +1,143 @@
+//! `POST /fhir/r4/Patient/{id}/$emergency-access`: break-the-glass. A staff member states a
+//! reason and gets read access to one patient for a limited time. Every opening is a security
+//! event for the security officers' review and appears in the patient's access log.
+
+use super::service::{FhirError, FhirResult, format_instant};
+use super::{caller, fhir_json, parse_body};
+use crate::session::{Client, security_event};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tillit_core::{PersonId, PersonKind};
+use tillit_fhir::outcome::IssueType;
+use tillit_store::{EmergencyAccess, SecurityEventKind};
+use time::Duration;
+
+/// How long a window lasts unless the request asks for less (tenant-configurable later).
+pub const DEFAULT_MINUTES: i64 = 240;
+const MIN_REASON: usize = 10;
+
+fn parameter<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
+    if body.get("resourceType").and_then(Value::as_str) == Some("Parameters") {
+        let p = body
+            .get("parameter")?
+            .as_array()?
+            .iter()
+            .find(|p| p.get("name").and_then(Value::as_str) == Some(name))?;
+        return p.get("valueString").or_else(|| p.get("valueInteger"));
+    }
+    body.get(name)
+}
+
+async fn open(
+    state: &AppState,
+    client: &Client,
+    headers: &HeaderMap,
+    id: &str,
+    body: &[u8],
+) -> FhirResult<Value> {
+    let subject = caller(state, headers, client).await?;
+    let user = &subject.principal.user;
+    if user.kind != PersonKind::Staff {
+        return Err(FhirError::new(
+            403,
+            IssueType::Forbidden,
+            "only staff can open emergency access",
+        ));
+    }
+    let body = parse_body(state, headers, body)?;
+    let reason = parameter(&body, "reason")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .unwrap_or("");
+    if reason.chars().count() < MIN_REASON {
+        return Err(FhirError::new(
+            400,
+            IssueType::Required,
+            format!("state the reason for emergency access (at least {MIN_REASON} characters)"),
+        )
+        .map_at("Parameters.parameter:reason"));
+    }
+    let minutes = match parameter(&body, "minutes") {
+        None => DEFAULT_MINUTES,
+        Some(v) => v
+            .as_i64()
+            .filter(|m| (1..=DEFAULT_MINUTES).contains(m))
+            .ok_or_else(|| {
+                FhirError::new(
+                    400,
+                    IssueType::Value,
+                    format!("minutes must be a whole number from 1 to {DEFAULT_MINUTES}"),
+                )
+            })?,
+    };
+    let tenant = &subject.principal.tenant.id;
+    // The patient must exist in this tenant; another tenant's id is unknown here.
+    let current = state.store.current_resource(tenant, "Patient", id).await?;
+    let patient = match (current, PersonId::parse(id)) {
+        (Some(v), Ok(pid)) if !v.meta.deleted => pid,
+        _ => return Err(FhirError::not_found("Patient", id)),
+    };
+    let now = state.clock.now();
+    let access = EmergencyAccess {
+        id: PersonId::random().to_string(),
+        tenant: tenant.clone(),
+        staff: user.person.clone(),
+        patient: patient.clone(),
+        reason: reason.to_string(),
+        opened_at: now,
+        expires_at: now + Duration::minutes(minutes),
+        review: "open".into(),
+    };
+    state.store.open_emergency_access(&access).await?;
+    security_event(
+        state,
+        SecurityEventKind::EmergencyAccessOpened,
+        true,
+        &format!(
+            "emergency access {} to Patient/{patient} for {minutes} min",
+            access.id
+        ),
+        Some(user),
+        None,
+        client,
+    )
+    .await
+    .map_err(|e| FhirError::new(503, IssueType::Transient, e.to_string()))?;
+    Ok(json!({
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "id", "valueString": access.id},
+            {"name": "patient", "valueReference": {"reference": format!("Patient/{patient}")}},
+            {"name": "expires", "valueInstant": format_instant(access.expires_at)},
+            {"name": "notice", "valueString": "Emergency access is logged, reviewed by the security officer and shown to the patient."}
+        ]
+    }))
+}
+
+pub async fn handler(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    match open(&state, &client, &headers, &id, &body).await {
+        Ok(v) => fhir_json(StatusCode::OK, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+trait MapAt {
+    fn map_at(self, path: &str) -> Self;
+}
+
+impl MapAt for FhirError {
+    fn map_at(mut self, path: &str) -> Self {
+        self.issues = self.issues.into_iter().map(|i| i.at(path)).collect();
+        self
+    }
+}
