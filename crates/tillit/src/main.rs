@@ -10,6 +10,7 @@ mod demo_records;
 mod import;
 mod keys;
 mod people;
+mod policy;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -55,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Check a tenant's policy set, or run decision test cases against it.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Load FHIR Bundles (a file or a folder, e.g. Synthea output) into a tenant.
     Import {
         /// A JSON file or a folder of them.
@@ -81,6 +87,18 @@ enum KeysCommand {
     Rotate {
         #[arg(long, value_name = "DIR", default_value = "tillit-data")]
         data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file against the Tillit schema.
+    Check { file: PathBuf },
+    /// Run decision test cases (JSON) against a policy file (default: the shipped defaults).
+    Test {
+        cases: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        policies: Option<PathBuf>,
     },
 }
 
@@ -199,6 +217,12 @@ async fn run(cli: Cli) -> Result<()> {
             config.tls.key = tls.server_key.clone();
             serve(config, Some(tls)).await
         }
+        Command::Policy {
+            command: PolicyCommand::Check { file },
+        } => policy::check(&file),
+        Command::Policy {
+            command: PolicyCommand::Test { cases, policies },
+        } => policy::test(&cases, policies.as_deref()),
         Command::Keys {
             command: KeysCommand::Rotate { data_dir },
         } => {

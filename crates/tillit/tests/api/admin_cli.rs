@@ -325,3 +325,58 @@ fn bad_admin_input_exits_non_zero_with_one_line_and_changes_nothing() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn policy_check_and_policy_test_work_on_files() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tillit-authz/policies");
+    let run = |args: &[&str]| std::process::Command::new(BIN).args(args).output().unwrap();
+    let ok = run(&[
+        "policy",
+        "check",
+        repo.join("tenant-default.cedar").to_str().unwrap(),
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let cases = run(&["policy", "test", repo.join("cases.json").to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&cases.stdout);
+    assert!(
+        cases.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&cases.stderr)
+    );
+    assert!(out.contains("13 passed, 0 failed"), "{out}");
+
+    let dir = tempdir("policy");
+    let bad = dir.join("bad.cedar");
+    std::fs::write(
+        &bad,
+        "@id(\"t.x\") permit(principal, action, resource) when { resource.shoe_size > 3 };",
+    )
+    .unwrap();
+    let out = run(&["policy", "check", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("do not match the schema") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    // A tenant that forgot a rule: its own cases catch it.
+    let loose = dir.join("loose.cedar");
+    std::fs::write(&loose, "@id(\"t.everyone\") permit(principal in Tillit::Role::\"care_assistant\", action, resource) when { context.care_relationship };").unwrap();
+    let out = run(&[
+        "policy",
+        "test",
+        repo.join("cases.json").to_str().unwrap(),
+        "--policies",
+        loose.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("FAIL care assistant does not read mental-health notes")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
