@@ -10,8 +10,8 @@
 
 use crate::session::Principal;
 use crate::state::AppState;
-use std::collections::HashSet;
-use std::sync::OnceLock;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 use tillit_authz::{Engine, Facts, TenantPolicies};
 use tillit_core::{OrgUnitId, PersonKind, TenantId};
 use tillit_fhir::category::Category;
@@ -22,8 +22,10 @@ use tillit_store::{StoreError, active_patients};
 pub const RELATIVE_DEFAULT_SCOPE: [&str; 2] = ["appointments", "messages"];
 
 /// A logged-in caller with the facts about them that decisions need, loaded for one request.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Subject {
+    /// The tenant's policies in force for this request.
+    pub policies: Arc<TenantPolicies>,
     pub principal: Principal,
     /// Patients with an active care relationship (personal or through an org unit).
     pub care_patients: HashSet<String>,
@@ -33,8 +35,17 @@ pub struct Subject {
     pub emergency_patients: HashSet<String>,
 }
 
+impl std::fmt::Debug for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subject")
+            .field("principal", &self.principal)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Subject {
     pub async fn load(state: &AppState, principal: &Principal) -> Result<Self, StoreError> {
+        let policies = tenant_policies(state, &principal.tenant.id).await?;
         let user = &principal.user;
         let now = state.clock.now();
         let mut care_patients = HashSet::new();
@@ -79,6 +90,7 @@ impl Subject {
             PersonKind::Patient => {}
         }
         Ok(Self {
+            policies,
             principal: principal.clone(),
             care_patients,
             relative_patients,
@@ -165,13 +177,13 @@ pub struct Denial {
     pub emergency_possible: bool,
 }
 
-fn engine() -> Option<&'static (Engine, TenantPolicies)> {
-    static ENGINE: OnceLock<Option<(Engine, TenantPolicies)>> = OnceLock::new();
+fn engine() -> Option<&'static (Engine, Arc<TenantPolicies>)> {
+    static ENGINE: OnceLock<Option<(Engine, Arc<TenantPolicies>)>> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
             let built = Engine::new().and_then(|e| {
                 let p = e.compile(tillit_authz::DEFAULT_TENANT_POLICIES)?;
-                Ok((e, p))
+                Ok((e, Arc::new(p)))
             });
             match built {
                 Ok(x) => Some(x),
@@ -183,6 +195,61 @@ fn engine() -> Option<&'static (Engine, TenantPolicies)> {
             }
         })
         .as_ref()
+}
+
+/// Validates a tenant's policy text (as `PUT /admin/policies` does before saving).
+pub fn validate_policies(text: &str) -> Result<usize, String> {
+    let (engine, _) = engine().ok_or_else(|| "authorization is unavailable".to_string())?;
+    engine
+        .compile(text)
+        .map(|_| text.matches("@id(").count())
+        .map_err(|e| e.to_string())
+}
+
+/// The policies in force for a tenant, read on every request (one small query) and compiled
+/// only when the text changed: a saved change applies to the very next request.
+async fn tenant_policies(
+    state: &AppState,
+    tenant: &TenantId,
+) -> Result<Arc<TenantPolicies>, StoreError> {
+    /// Tenant id → (the policy text compiled, the compiled set).
+    type Compiled = HashMap<String, (String, Arc<TenantPolicies>)>;
+    static CACHE: OnceLock<Mutex<Compiled>> = OnceLock::new();
+    let Some((engine, defaults)) = engine() else {
+        return Err(StoreError::Unavailable(
+            "authorization engine unavailable".into(),
+        ));
+    };
+    let Some(text) = state.store.tenant_policies(tenant).await? else {
+        return Ok(defaults.clone());
+    };
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some((cached, p)) = cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(tenant.as_str())
+        && *cached == text
+    {
+        return Ok(p.clone());
+    }
+    let compiled = match engine.compile(&text) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            // Saved text was valid when saved; if it no longer is (a schema change), deny
+            // everything the baseline does not, rather than guess.
+            tracing::error!(tenant = %tenant, error = %e, "stored tenant policies do not compile; denying");
+            Arc::new(
+                engine
+                    .compile("")
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
+            )
+        }
+    };
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(tenant.to_string(), (text, compiled.clone()));
+    Ok(compiled)
 }
 
 pub fn authorize(actor: Actor<'_>, action: Action, target: &Target<'_>) -> Result<Permit, Denial> {
@@ -202,7 +269,7 @@ pub fn authorize(actor: Actor<'_>, action: Action, target: &Target<'_>) -> Resul
         }
         Actor::User(s) => s,
     };
-    let Some((engine, policies)) = engine() else {
+    let Some((engine, _)) = engine() else {
         return Err(Denial {
             policy: "platform.unavailable".into(),
             reason: "authorization is unavailable".into(),
@@ -247,6 +314,7 @@ pub fn authorize(actor: Actor<'_>, action: Action, target: &Target<'_>) -> Resul
         emergency_overrides_block: true,
         ..Facts::default()
     };
+    let policies = subject.policies.as_ref();
     let d = engine.decide(policies, &principal, action.engine(), &record, &facts);
     if d.permitted {
         return Ok(Permit {

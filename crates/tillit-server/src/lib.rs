@@ -4,6 +4,7 @@
 //! Every route that will touch patient data goes through one pipeline (authenticate →
 //! authorize → audit → load); nothing here may bypass it.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod authz;
@@ -72,6 +73,10 @@ pub fn router(state: AppState) -> Router {
             get(views::totp_page).post(views::totp_confirm),
         )
         .route("/api/me", get(api::me))
+        .route(
+            "/admin/policies",
+            get(admin::get_policies).put(admin::put_policies),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

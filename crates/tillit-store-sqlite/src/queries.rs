@@ -273,6 +273,40 @@ fn expect_changed(n: usize, what: &'static str) -> StoreResult<()> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn tenant_policies(&self, tenant: &TenantId) -> StoreResult<Option<String>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT policies FROM tenant_policies WHERE tenant_id = ?1",
+                [tenant],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(driver)
+        })
+        .await
+    }
+
+    async fn set_tenant_policies(
+        &self,
+        tenant: &TenantId,
+        policies: &str,
+        by: &PersonId,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let (tenant, policies, by) = (tenant.to_string(), policies.to_string(), by.to_string());
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO tenant_policies (tenant_id, policies, updated_at, updated_by) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant_id) DO UPDATE SET policies = excluded.policies, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                params![tenant, policies, ts(at), by],
+            )
+            .map_err(driver)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn open_emergency_access(&self, a: &EmergencyAccess) -> StoreResult<()> {
         let a = a.clone();
         let reason = self.cipher().seal(

@@ -187,6 +187,16 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<EmergencyAccess>>;
 
+    /// The tenant's own policy text, if it has replaced the defaults.
+    async fn tenant_policies(&self, tenant: &TenantId) -> StoreResult<Option<String>>;
+    async fn set_tenant_policies(
+        &self,
+        tenant: &TenantId,
+        policies: &str,
+        by: &PersonId,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
+
     // --- API tokens ---
     async fn create_api_token(
         &self,

@@ -181,6 +181,7 @@ pub enum SecurityEventKind {
     LoginSuccess,
     LoginFailure,
     EmergencyAccessOpened,
+    PolicyChanged,
     Lockout,
     Logout,
     TokenUse,
@@ -196,6 +197,7 @@ impl SecurityEventKind {
         match self {
             Self::LoginSuccess => "login.success",
             Self::EmergencyAccessOpened => "emergency.opened",
+            Self::PolicyChanged => "policy.changed",
             Self::LoginFailure => "login.failure",
             Self::Lockout => "login.lockout",
             Self::Logout => "logout",
@@ -212,6 +214,7 @@ impl SecurityEventKind {
         [
             Self::LoginSuccess,
             Self::EmergencyAccessOpened,
+            Self::PolicyChanged,
             Self::LoginFailure,
             Self::Lockout,
             Self::Logout,

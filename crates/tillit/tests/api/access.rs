@@ -278,3 +278,92 @@ async fn emergency_access_opens_with_a_reason_and_is_recorded() {
             .any(|e| e["kind"] == "emergency.opened" && e["username"] == "lege.lund")
     );
 }
+
+#[tokio::test]
+async fn tenant_admins_read_and_replace_policies_which_apply_on_the_next_request() {
+    let app = spawn_demo();
+    let token = |u: &str| app.user(u)["api_token"].as_str().unwrap().to_string();
+    let get = |u: &str| {
+        app.client
+            .get(app.url("/admin/policies"))
+            .bearer_auth(token(u))
+            .send()
+    };
+    let r = get("admin.nilsen").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let current: Value = r.json().await.unwrap();
+    assert_eq!(current["is_default"], true);
+    assert_eq!(get("sikkerhet.moe").await.unwrap().status(), 200);
+    assert_eq!(get("lege.lund").await.unwrap().status(), 403);
+
+    let put = |body: String| {
+        app.client
+            .put(app.url("/admin/policies"))
+            .bearer_auth(token("admin.nilsen"))
+            .header("content-type", "text/plain")
+            .body(body)
+            .send()
+    };
+    let r = put(
+        "@id(\"t.x\") permit(principal, action, resource) when { resource.shoe_size > 3 };".into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let err: Value = r.json().await.unwrap();
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("schema"),
+        "{err}"
+    );
+    assert_eq!(
+        get("admin.nilsen")
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["is_default"],
+        true,
+        "nothing saved"
+    );
+
+    // Before: the care assistant sees her patients' measurements.
+    let aas = Fhir::new(&app, "helsefagarbeider.aas");
+    let pid = patients_of(&app, "helsefagarbeider.aas")[0].clone();
+    assert_eq!(
+        aas.get(&format!("/Observation?patient={pid}&_summary=count"))
+            .await
+            .1["total"],
+        16
+    );
+    // The tenant drops the care-assistant rule.
+    let text = current["policies"].as_str().unwrap();
+    let start = text.find("@id(\"tenant.care-assistant\")").unwrap();
+    let end = start + text[start..].find("};").unwrap() + 2;
+    let without = format!("{}{}", &text[..start], &text[end..]);
+    let r = put(without).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(
+        aas.get(&format!("/Observation?patient={pid}&_summary=count"))
+            .await
+            .1["total"],
+        0
+    );
+    let (s, oo) = aas.get(&format!("/Patient/{pid}")).await;
+    assert_eq!(s, 403, "{oo}");
+    assert!(
+        events(&app.dir)
+            .iter()
+            .any(|e| e["kind"] == "policy.changed" && e["username"] == "admin.nilsen")
+    );
+    // A non-admin cannot write.
+    let r = app
+        .client
+        .put(app.url("/admin/policies"))
+        .bearer_auth(token("lege.lund"))
+        .header("content-type", "text/plain")
+        .body(text.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
