@@ -523,46 +523,11 @@ async fn transaction(fhir: &Fhir<'_>, entries: Vec<Entry>, base: &str) -> FhirRe
                     )
                 })?;
                 rewrite_references(&mut resource, &refmap);
-                if tillit_core::PersonId::parse(id.as_str()).is_err() {
-                    return Err(entry_error(
-                        i,
-                        FhirError::new(
-                            400,
-                            IssueType::Invalid,
-                            format!("'{id}' is not a valid id"),
-                        ),
-                    ));
-                }
-                let current = fhir.current(url_rt, &id).await?;
-                if let Some(expected) = e.if_match
-                    && current.as_ref().map(|c| c.meta.version) != Some(expected)
-                {
-                    return Err(entry_error(
-                        i,
-                        FhirError::new(
-                            412,
-                            IssueType::Conflict,
-                            format!("{url_rt}/{id} is not at version {expected}"),
-                        ),
-                    ));
-                }
-                if let Some(c) = &current {
-                    fhir.authorize_meta(Action::Update, &c.meta)
-                        .map_err(|d| entry_error(i, d.into()))?;
-                }
-                let (version, expected, status, action) = match &current {
-                    Some(c) => (
-                        c.meta.version + 1,
-                        Some(c.meta.version),
-                        "200 OK",
-                        Action::Update,
-                    ),
-                    None => (1, None, "201 Created", Action::Create),
-                };
-                let (write, value) = fhir
-                    .prepare(url_rt, &id, version, expected, resource, action)
-                    .await
-                    .map_err(|x| entry_error(i, x))?;
+                let (created, write, value) =
+                    super::plan_update(fhir, url_rt, &id, resource, e.if_match)
+                        .await
+                        .map_err(|x| entry_error(i, x))?;
+                let status = if created { "201 Created" } else { "200 OK" };
                 Planned::Write {
                     rt: url_rt.to_string(),
                     id,

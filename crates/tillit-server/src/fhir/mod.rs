@@ -331,14 +331,17 @@ async fn create(
     r
 }
 
-/// Updates (or creates with a client-chosen id) `rt/id`. `if_match` is the expected version.
-pub async fn update_resource(
+/// Plans an update (or a create with a client-chosen id) of `rt/id` without writing it:
+/// id checks, the `If-Match` version check, authorization on the record as it was and as it
+/// will be, then validation and sealing. Returns whether it creates, the write and the
+/// resource as stored. Used by PUT and by transactions alike.
+pub async fn plan_update(
     fhir: &Fhir<'_>,
     rt: &str,
     id: &str,
     resource: Value,
     if_match: Option<i64>,
-) -> FhirResult<(StatusCode, StoredVersion, Value)> {
+) -> FhirResult<(bool, tillit_store::ResourceWrite, Value)> {
     if let Some(body_id) = resource.get("id").and_then(Value::as_str)
         && body_id != id
     {
@@ -356,41 +359,49 @@ pub async fn update_resource(
         ));
     }
     let current = fhir.current(rt, id).await?;
-    if let (Some(expected), Some(cur)) = (if_match, &current)
-        && expected != cur.meta.version
-    {
-        return Err(FhirError::new(
-            412,
-            IssueType::Conflict,
-            format!(
-                "{rt}/{id} is at version {}, not {expected}",
-                cur.meta.version
-            ),
-        ));
-    }
-    if if_match.is_some() && current.is_none() {
-        return Err(FhirError::new(
-            412,
-            IssueType::Conflict,
-            format!("{rt}/{id} does not exist"),
-        ));
+    match (if_match, &current) {
+        (Some(expected), Some(cur)) if expected != cur.meta.version => {
+            return Err(FhirError::new(
+                412,
+                IssueType::Conflict,
+                format!(
+                    "{rt}/{id} is at version {}, not {expected}",
+                    cur.meta.version
+                ),
+            ));
+        }
+        (Some(_), None) => {
+            return Err(FhirError::new(
+                412,
+                IssueType::Conflict,
+                format!("{rt}/{id} does not exist"),
+            ));
+        }
+        _ => {}
     }
     if let Some(cur) = &current {
         // Changing a record needs the right to change it as it was, too.
         fhir.authorize_meta(Action::Update, &cur.meta)?;
     }
-    let (version, expected, status) = match &current {
-        Some(c) => (c.meta.version + 1, Some(c.meta.version), StatusCode::OK),
-        None => (1, None, StatusCode::CREATED),
-    };
-    let action = if current.is_some() {
-        Action::Update
-    } else {
-        Action::Create
+    let (version, expected, action) = match &current {
+        Some(c) => (c.meta.version + 1, Some(c.meta.version), Action::Update),
+        None => (1, None, Action::Create),
     };
     let (write, value) = fhir
         .prepare(rt, id, version, expected, resource, action)
         .await?;
+    Ok((current.is_none(), write, value))
+}
+
+/// Updates (or creates with a client-chosen id) `rt/id`. `if_match` is the expected version.
+pub async fn update_resource(
+    fhir: &Fhir<'_>,
+    rt: &str,
+    id: &str,
+    resource: Value,
+    if_match: Option<i64>,
+) -> FhirResult<(StatusCode, StoredVersion, Value)> {
+    let (created, write, value) = plan_update(fhir, rt, id, resource, if_match).await?;
     let stored = StoredVersion {
         meta: write.meta.clone(),
         key_scope: write.key_scope,
@@ -400,7 +411,15 @@ pub async fn update_resource(
         .store
         .write_resources(fhir.tenant(), vec![write])
         .await?;
-    Ok((status, stored, value))
+    Ok((
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        stored,
+        value,
+    ))
 }
 
 fn if_match(headers: &HeaderMap) -> FhirResult<Option<i64>> {
