@@ -15,6 +15,9 @@ use cedar_policy::{
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
+mod facts;
+pub use facts::*;
+
 pub const SCHEMA: &str = include_str!("../policies/schema.cedarschema");
 pub const PLATFORM_POLICIES: &str = include_str!("../policies/platform.cedar");
 pub const DEFAULT_TENANT_POLICIES: &str = include_str!("../policies/tenant-default.cedar");
@@ -104,6 +107,8 @@ pub struct Facts {
     pub granted: bool,
     pub support_access: bool,
     pub no_patient: bool,
+    /// The caller acts on behalf of a colleague for registration only (no reading).
+    pub registration_only: bool,
 }
 
 /// The outcome, with what determined it.
@@ -268,6 +273,7 @@ impl Engine {
             ("granted", b(f.granted)),
             ("support_access", b(f.support_access)),
             ("no_patient", b(f.no_patient)),
+            ("registration_only", b(f.registration_only)),
         ];
         Context::from_pairs(pairs.map(|(k, v)| (k.to_string(), v)))
             .map_err(|e| AuthzError::Internal(e.to_string()))

@@ -390,6 +390,7 @@ mod props {
                 granted: b[6],
                 support_access: b[7],
                 no_patient: b[8],
+                registration_only: false,
             })
     }
 
@@ -470,6 +471,203 @@ mod props {
                 prop_assert!(!dec.policies.is_empty());
             }
             prop_assert!(!dec.reason.is_empty());
+        }
+    }
+
+    // --- the whole path: random rules of the record system → Knowledge → Facts → decision ---
+
+    use time::{Duration, OffsetDateTime};
+    const NOW: OffsetDateTime = time::macros::datetime!(2026-06-01 12:00 UTC);
+    const PEOPLE: [&str; 3] = ["u", "v", "w"];
+    const PATIENTS: [&str; 3] = ["p1", "p2", "u"];
+    const UNITS: [&str; 2] = ["night", "day"];
+
+    /// A period relative to now: past, current, future or open-ended.
+    fn span() -> impl Strategy<Value = tillit_core::Period> {
+        (-30i64..30, proptest::option::of(1i64..40)).prop_map(|(from, len)| {
+            let start = NOW + Duration::days(from);
+            tillit_core::Period::new(start, len.map(|l| start + Duration::days(l)))
+                .unwrap_or_else(|e| unreachable!("{e}"))
+        })
+    }
+
+    fn party() -> impl Strategy<Value = Party> {
+        prop_oneof![
+            (0usize..3).prop_map(|i| Party::Person(PEOPLE[i].into())),
+            (0usize..2).prop_map(|i| Party::OrgUnit(UNITS[i].into())),
+            Just(Party::Everyone),
+        ]
+    }
+
+    fn rule() -> impl Strategy<Value = AccessRule> {
+        (
+            0usize..5,
+            party(),
+            0usize..3,
+            proptest::collection::vec(0usize..6, 0..3),
+            span(),
+        )
+            .prop_map(|(k, party, p, cats, period)| AccessRule {
+                kind: RuleKind::ALL[k],
+                party,
+                patient: PATIENTS[p].into(),
+                categories: cats
+                    .into_iter()
+                    .map(|c| CATEGORIES[c].to_string())
+                    .collect(),
+                period,
+            })
+    }
+
+    /// A caller, what the record system holds, and one request.
+    #[derive(Debug, Clone)]
+    struct World {
+        principal: Principal,
+        units: Vec<String>,
+        rules: Vec<AccessRule>,
+        emergency: Vec<String>,
+        overrides: bool,
+        patient: Option<String>,
+        record: Record,
+        action: Action,
+        open_policies: bool,
+    }
+
+    impl World {
+        fn knowledge(&self) -> Knowledge {
+            Knowledge::new(
+                &self.principal.id,
+                &self.principal.kind,
+                self.units.clone(),
+                self.rules.clone(),
+            )
+            .with_emergency(self.emergency.clone())
+            .with_emergency_overrides_block(self.overrides)
+        }
+
+        fn decide(&self) -> Decision {
+            let (e, d, o) = engines();
+            let facts = self
+                .knowledge()
+                .facts(self.patient.as_deref(), &self.record.category, NOW);
+            e.decide(
+                if self.open_policies { o } else { d },
+                &self.principal,
+                self.action,
+                &self.record,
+                &facts,
+            )
+        }
+
+        /// Active rules of `kind` concerning the caller for this request's patient and category.
+        fn active(&self, kind: RuleKind) -> bool {
+            let Some(patient) = &self.patient else {
+                return false;
+            };
+            // Blocks and grants are about staff; a patient or relative is never "blocked".
+            if matches!(kind, RuleKind::Block | RuleKind::Grant) && self.principal.kind != "staff" {
+                return false;
+            }
+            self.rules.iter().any(|r| {
+                r.kind == kind
+                    && &r.patient == patient
+                    && r.period.contains(NOW)
+                    && (r.categories.is_empty() || r.categories.contains(&self.record.category))
+                    && match &r.party {
+                        Party::Person(p) => *p == self.principal.id,
+                        Party::OrgUnit(u) => self.units.contains(u),
+                        Party::Everyone => {
+                            kind == RuleKind::Block && self.principal.kind == "staff"
+                        }
+                    }
+            })
+        }
+    }
+
+    fn world() -> impl Strategy<Value = World> {
+        (
+            principal(),
+            proptest::collection::vec(0usize..2, 0..2),
+            proptest::collection::vec(rule(), 0..12),
+            proptest::collection::vec(0usize..3, 0..2),
+            any::<bool>(),
+            proptest::option::weighted(0.9, 0usize..3),
+            rec(),
+            action(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(principal, units, rules, em, overrides, patient, record, action, open)| World {
+                    principal,
+                    units: units.into_iter().map(|u| UNITS[u].to_string()).collect(),
+                    rules,
+                    emergency: em.into_iter().map(|p| PATIENTS[p].to_string()).collect(),
+                    overrides,
+                    patient: patient.map(|p| PATIENTS[p].to_string()),
+                    record,
+                    action,
+                    open_policies: open,
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn from_rules_no_cross_tenant_permit_ever(w in world()) {
+            if w.principal.tenant != w.record.tenant {
+                prop_assert!(!w.decide().permitted);
+            }
+        }
+
+        #[test]
+        fn from_rules_an_active_exclusion_always_wins(w in world()) {
+            if w.active(RuleKind::Exclusion) {
+                prop_assert!(!w.decide().permitted);
+            }
+        }
+
+        #[test]
+        fn from_rules_an_active_block_wins_except_by_emergency_where_allowed(w in world()) {
+            let blocked = w.active(RuleKind::Block);
+            if blocked && w.decide().permitted {
+                let emergency = w.patient.as_ref().is_some_and(|p| w.emergency.contains(p));
+                prop_assert!(emergency && w.overrides);
+            }
+        }
+
+        #[test]
+        fn from_rules_expired_or_future_relationships_never_permit(mut w in world()) {
+            // Staff whose only basis is relationships outside their period are refused.
+            w.principal.kind = "staff".into();
+            w.open_policies = false;
+            w.emergency.clear();
+            w.rules.retain(|r| r.kind != RuleKind::Grant);
+            for r in &mut w.rules {
+                if r.kind == RuleKind::Care && r.period.contains(NOW) {
+                    r.period = tillit_core::Period::new(NOW - Duration::days(9), Some(NOW - Duration::days(1)))
+                        .unwrap_or_else(|e| unreachable!("{e}"));
+                }
+            }
+            w.principal.roles.retain(|r| r != "integration");
+            if w.patient.is_some() {
+                prop_assert!(!w.decide().permitted);
+            }
+        }
+
+        #[test]
+        fn from_rules_someone_elses_relationship_never_permits(mut w in world()) {
+            w.principal.kind = "staff".into();
+            w.open_policies = false;
+            w.emergency.clear();
+            w.units.clear();
+            for r in &mut w.rules {
+                r.party = Party::Person("somebody-else".into());
+            }
+            if w.patient.is_some() {
+                prop_assert!(!w.decide().permitted);
+            }
         }
     }
 }

@@ -3,12 +3,14 @@
 //! Every type here is validated when it is constructed, so code that holds one can rely on it.
 //! This crate must never do I/O, know a wire format beyond plain strings, or see a database type.
 
+mod access;
 mod clock;
 mod ids;
 pub mod national_id;
 mod period;
 mod role;
 
+pub use access::AccessKind;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{OrgUnitId, PersonId, TenantId, Username};
 pub use period::Period;

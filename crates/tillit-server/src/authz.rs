@@ -12,14 +12,11 @@ use crate::session::Principal;
 use crate::state::AppState;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
-use tillit_authz::{Engine, Facts, TenantPolicies};
-use tillit_core::{OrgUnitId, PersonKind, TenantId};
+use tillit_authz::{AccessRule, Engine, Knowledge, Party, TenantPolicies};
+use tillit_core::{OrgUnitId, PersonId, PersonKind, Role, TenantId};
 use tillit_fhir::category::Category;
-use tillit_store::{StoreError, active_patients};
-
-/// Categories a relative sees by default: the practical, non-medical parts of the record.
-/// (A patient's recorded consent with its own scope replaces this in the access-control work.)
-pub const RELATIVE_DEFAULT_SCOPE: [&str; 2] = ["appointments", "messages"];
+use tillit_store::{AccessParty, Delegation, StoreError, active_roles};
+use time::OffsetDateTime;
 
 /// A logged-in caller with the facts about them that decisions need, loaded for one request.
 #[derive(Clone)]
@@ -27,12 +24,17 @@ pub struct Subject {
     /// The tenant's policies in force for this request.
     pub policies: Arc<TenantPolicies>,
     pub principal: Principal,
-    /// Patients with an active care relationship (personal or through an org unit).
-    pub care_patients: HashSet<String>,
-    /// Patients this relative is linked to.
-    pub relative_patients: HashSet<String>,
-    /// Patients with an emergency access window open for this staff member now.
-    pub emergency_patients: HashSet<String>,
+    /// The colleague this caller acts on behalf of, if any: their relationships and roles
+    /// apply (and, for registration only, no reading).
+    pub on_behalf_of: Option<Delegation>,
+    /// Roles in force for this request (the colleague's when acting on their behalf).
+    pub roles: Vec<Role>,
+    /// Care relationships, blocks, grants, exclusions, consents and emergency windows.
+    pub knowledge: Knowledge,
+    /// Records withheld from this patient or relative: (type, id).
+    pub withheld: HashSet<(String, String)>,
+    /// The moment the facts were loaded; every decision of the request is made at it.
+    pub at: OffsetDateTime,
 }
 
 impl std::fmt::Debug for Subject {
@@ -43,59 +45,144 @@ impl std::fmt::Debug for Subject {
     }
 }
 
+/// Why a caller could not be loaded as a subject.
+#[derive(Debug, thiserror::Error)]
+pub enum SubjectError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Asked to act on behalf of someone without a current delegation.
+    #[error("you have no current delegation to act on behalf of that person")]
+    NoDelegation,
+}
+
+/// The store's rule in the engine's words.
+fn to_engine(r: tillit_store::AccessRule) -> tillit_authz::AccessRule {
+    let rule = r.rule;
+    AccessRule {
+        kind: rule.kind,
+        party: match rule.party {
+            AccessParty::Person(p) => Party::Person(p.to_string()),
+            AccessParty::OrgUnit(u) => Party::OrgUnit(u.to_string()),
+            AccessParty::Everyone => Party::Everyone,
+        },
+        patient: rule.patient.to_string(),
+        categories: rule.categories,
+        period: rule.period,
+    }
+}
+
 impl Subject {
-    pub async fn load(state: &AppState, principal: &Principal) -> Result<Self, StoreError> {
+    pub async fn load(state: &AppState, principal: &Principal) -> Result<Self, SubjectError> {
+        Self::load_acting(state, principal, None).await
+    }
+
+    /// Loads the caller, acting on behalf of `on_behalf_of` when given (which needs a current
+    /// delegation from that colleague).
+    pub async fn load_acting(
+        state: &AppState,
+        principal: &Principal,
+        on_behalf_of: Option<&PersonId>,
+    ) -> Result<Self, SubjectError> {
         let policies = tenant_policies(state, &principal.tenant.id).await?;
         let user = &principal.user;
+        let tenant = &user.tenant;
         let now = state.clock.now();
-        let mut care_patients = HashSet::new();
-        let mut relative_patients = HashSet::new();
-        let mut emergency_patients = HashSet::new();
-        match user.kind {
+        let settings = state.store.tenant_settings(tenant).await?;
+        let mut roles = principal.roles.clone();
+        let mut withheld = HashSet::new();
+        let mut delegation = None;
+        let knowledge = match user.kind {
             PersonKind::Staff => {
-                let assignments = state
-                    .store
-                    .role_assignments(&user.tenant, &user.person)
-                    .await?;
+                // Whose relationships apply: the caller's, or the colleague's they act for.
+                let person = match on_behalf_of {
+                    None => user.person.clone(),
+                    Some(colleague) => {
+                        let d = state
+                            .store
+                            .delegations_of(tenant, &user.person)
+                            .await?
+                            .into_iter()
+                            .find(|d| &d.on_behalf_of == colleague && d.period.contains(now))
+                            .ok_or(SubjectError::NoDelegation)?;
+                        delegation = Some(d);
+                        colleague.clone()
+                    }
+                };
+                let assignments = state.store.role_assignments(tenant, &person).await?;
+                if delegation.is_some() {
+                    roles = active_roles(&assignments, now);
+                }
                 let units: Vec<OrgUnitId> = assignments
                     .iter()
                     .filter(|a| a.period.contains(now))
                     .map(|a| a.org_unit.clone())
                     .collect();
-                let rels = state
+                let rules = state
                     .store
-                    .care_relationships_for_staff(&user.tenant, &user.person, &units)
+                    .access_rules_concerning(tenant, &person, &units)
                     .await?;
-                care_patients = active_patients(&rels, now)
-                    .into_iter()
-                    .map(|p| p.to_string())
-                    .collect();
-                emergency_patients = state
-                    .store
-                    .emergency_patients(&user.tenant, &user.person, now)
-                    .await?
-                    .into_iter()
-                    .map(|p| p.to_string())
-                    .collect();
+                // Emergency windows are personal: never borrowed through a delegation.
+                let emergency = if delegation.is_none() {
+                    state.store.emergency_patients(tenant, &person, now).await?
+                } else {
+                    Vec::new()
+                };
+                Knowledge::new(
+                    person.as_str(),
+                    "staff",
+                    units.iter().map(|u| u.to_string()),
+                    rules.into_iter().map(to_engine),
+                )
+                .with_emergency(emergency.into_iter().map(|p| p.to_string()))
+                .with_emergency_overrides_block(settings.emergency_overrides_block)
+                .with_registration_only(delegation.as_ref().is_some_and(|d| d.registration_only))
             }
-            PersonKind::Relative => {
-                relative_patients = state
-                    .store
-                    .patients_of_relative(&user.tenant, &user.person)
-                    .await?
-                    .into_iter()
-                    .map(|p| p.to_string())
-                    .collect();
+            PersonKind::Relative | PersonKind::Patient => {
+                if on_behalf_of.is_some() {
+                    return Err(SubjectError::NoDelegation);
+                }
+                let rules = if user.kind == PersonKind::Relative {
+                    state
+                        .store
+                        .access_rules_concerning(tenant, &user.person, &[])
+                        .await?
+                } else {
+                    Vec::new()
+                };
+                let mut patients: Vec<PersonId> =
+                    rules.iter().map(|r| r.rule.patient.clone()).collect();
+                if user.kind == PersonKind::Patient {
+                    patients.push(user.person.clone());
+                }
+                patients.sort();
+                patients.dedup();
+                for p in &patients {
+                    for w in state.store.withheld_for_patient(tenant, p).await? {
+                        withheld.insert((w.resource_type, w.id));
+                    }
+                }
+                Knowledge::new(
+                    user.person.as_str(),
+                    user.kind.code(),
+                    std::iter::empty(),
+                    rules.into_iter().map(to_engine),
+                )
             }
-            PersonKind::Patient => {}
-        }
+        };
         Ok(Self {
             policies,
             principal: principal.clone(),
-            care_patients,
-            relative_patients,
-            emergency_patients,
+            on_behalf_of: delegation,
+            roles,
+            knowledge,
+            withheld,
+            at: now,
         })
+    }
+
+    /// Patients the caller has an active care relationship with now.
+    pub fn patients_in_care(&self) -> Vec<String> {
+        self.knowledge.patients_in_care(self.at)
     }
 }
 
@@ -150,6 +237,7 @@ impl Action {
 pub struct Target<'a> {
     pub tenant: &'a TenantId,
     pub resource_type: &'a str,
+    pub id: &'a str,
     pub patient: Option<&'a str>,
     pub category: Category,
 }
@@ -277,43 +365,26 @@ pub fn authorize(actor: Actor<'_>, action: Action, target: &Target<'_>) -> Resul
         });
     };
     let user = &subject.principal.user;
-    let person = user.person.as_str();
     let principal = tillit_authz::Principal {
-        id: person.to_string(),
+        // Acting on behalf of a colleague, the decision is the colleague's (with the
+        // delegation's limits); the audit records both.
+        id: subject.knowledge.person().to_string(),
         tenant: subject.principal.tenant.id.to_string(),
         kind: user.kind.code().to_string(),
-        roles: subject
-            .principal
-            .roles
-            .iter()
-            .map(|r| r.code().to_string())
-            .collect(),
+        roles: subject.roles.iter().map(|r| r.code().to_string()).collect(),
     };
+    let withheld = subject
+        .withheld
+        .contains(&(target.resource_type.to_string(), target.id.to_string()));
     let record = tillit_authz::Record {
         tenant: target.tenant.to_string(),
         resource_type: target.resource_type.to_string(),
         category: target.category.code().to_string(),
-        withheld: false,
+        withheld,
     };
-    let patient = target.patient;
-    let facts = Facts {
-        care_relationship: patient.is_some_and(|p| subject.care_patients.contains(p)),
-        own_record: user.kind == PersonKind::Patient && patient == Some(person),
-        relative_categories: if patient.is_some_and(|p| subject.relative_patients.contains(p)) {
-            RELATIVE_DEFAULT_SCOPE
-                .iter()
-                .map(|c| c.to_string())
-                .collect()
-        } else {
-            Vec::new()
-        },
-        no_patient: patient.is_none(),
-        emergency: patient.is_some_and(|p| subject.emergency_patients.contains(p)),
-        // Tenant policy default: emergency access overrides a patient's block, and the
-        // patient is told (their access log shows every emergency access).
-        emergency_overrides_block: true,
-        ..Facts::default()
-    };
+    let facts = subject
+        .knowledge
+        .facts(target.patient, target.category.code(), subject.at);
     let policies = subject.policies.as_ref();
     let d = engine.decide(policies, &principal, action.engine(), &record, &facts);
     if d.permitted {
@@ -344,6 +415,7 @@ mod tests {
         let target = Target {
             tenant: &b,
             resource_type: "Patient",
+            id: "p",
             patient: Some("p"),
             category: Category::Demographics,
         };

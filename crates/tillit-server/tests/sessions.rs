@@ -24,6 +24,9 @@ struct Harness {
     clock: Arc<ManualClock>,
     app: axum::Router,
     totp: TotpSecret,
+    state: AppState,
+    tenant: tillit_core::TenantId,
+    patient: PersonId,
     _dir: std::path::PathBuf,
 }
 
@@ -57,6 +60,7 @@ async fn harness(mut config: Config) -> Harness {
         .await
         .unwrap();
     let totp = TotpSecret::generate("Tillit", "nurse.one").unwrap();
+    let mut patient = None;
     for (name, kind) in [
         ("nurse.one", PersonKind::Staff),
         ("patient.one", PersonKind::Patient),
@@ -76,6 +80,9 @@ async fn harness(mut config: Config) -> Harness {
             )
             .await
             .unwrap();
+        if kind == PersonKind::Patient {
+            patient = Some(person.id.clone());
+        }
         store
             .create_user(
                 &NewUser {
@@ -113,8 +120,11 @@ async fn harness(mut config: Config) -> Harness {
     let state = AppState::new(store, clock.clone(), hasher, keyring, config);
     Harness {
         clock,
-        app: tillit_server::router(state),
+        app: tillit_server::router(state.clone()),
         totp,
+        state,
+        tenant: t.id,
+        patient: patient.unwrap(),
         _dir: dir,
     }
 }
@@ -250,4 +260,89 @@ async fn one_address_guessing_many_names_is_throttled() {
         .body(Body::from(body.to_string()))
         .unwrap();
     assert_eq!(h.call(req).await.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn emergency_access_opens_for_its_window_and_then_expires() {
+    use tillit_server::authz::{Action, Actor};
+    use tillit_server::fhir::service::Fhir;
+    let h = harness(Config::default()).await;
+    let pid = h.patient.to_string();
+    // The patient's record, written as the record system; the nurse has no relationship.
+    let fhir = Fhir::new(
+        &h.state,
+        Actor::System {
+            tenant: &h.tenant,
+            purpose: "test",
+        },
+    );
+    let (w, _) = fhir
+        .prepare(
+            "Patient",
+            &pid,
+            1,
+            None,
+            serde_json::json!({"resourceType": "Patient", "active": true}),
+            Action::Create,
+        )
+        .await
+        .unwrap();
+    h.state
+        .store
+        .write_resources(&h.tenant, vec![w])
+        .await
+        .unwrap();
+    let token = "tlt_emergency-window-test";
+    h.state
+        .store
+        .create_api_token(
+            &NewApiToken {
+                id: PersonId::random().to_string(),
+                tenant: h.tenant.clone(),
+                user: UserId("nurse.one".into()),
+                name: "test".into(),
+                hash: tillit_crypto::token_hash(token),
+                expires_at: h.clock.now() + Duration::days(1),
+            },
+            h.clock.now(),
+        )
+        .await
+        .unwrap();
+    let read = || {
+        Request::get(format!("/fhir/r4/Patient/{pid}"))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let open = |minutes: i64| {
+        let body = serde_json::json!({"resourceType": "Parameters", "parameter": [
+            {"name": "reason", "valueString": "Pasienten er akutt syk og ukontaktbar"},
+            {"name": "minutes", "valueInteger": minutes}]});
+        Request::post(format!("/fhir/r4/Patient/{pid}/$emergency-access"))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/fhir+json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    assert_eq!(h.call(read()).await.status(), StatusCode::FORBIDDEN);
+    // The tenant caps the window; asking for more is refused with the limit.
+    h.state
+        .store
+        .set_tenant_settings(
+            &h.tenant,
+            &TenantSettings {
+                emergency_minutes: 20,
+                emergency_overrides_block: true,
+            },
+            h.clock.now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(h.call(open(30)).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(h.call(open(15)).await.status(), StatusCode::OK);
+    assert_eq!(h.call(read()).await.status(), StatusCode::OK);
+    h.clock.advance(Duration::minutes(14));
+    assert_eq!(h.call(read()).await.status(), StatusCode::OK);
+    h.clock.advance(Duration::minutes(1));
+    assert_eq!(h.call(read()).await.status(), StatusCode::FORBIDDEN);
 }

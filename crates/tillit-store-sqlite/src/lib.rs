@@ -4,6 +4,7 @@
 //! A database that is not ours, is corrupt, or was written by a newer schema is refused before
 //! anything is written to it. This crate is the only one that sees `rusqlite` types.
 
+mod access;
 mod conn;
 mod queries;
 mod resources;

@@ -5,41 +5,41 @@ use tillit_core::{OrgUnitId, Period, PersonId, PersonKind, Role, TenantId, Usern
 use tillit_store::*;
 use time::OffsetDateTime;
 
-fn ts(t: OffsetDateTime) -> i64 {
+pub(crate) fn ts(t: OffsetDateTime) -> i64 {
     t.unix_timestamp()
 }
 
-fn from_ts(s: i64) -> rusqlite::Result<OffsetDateTime> {
+pub(crate) fn from_ts(s: i64) -> rusqlite::Result<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(s).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e))
     })
 }
 
-fn opt_ts(s: Option<i64>) -> rusqlite::Result<Option<OffsetDateTime>> {
+pub(crate) fn opt_ts(s: Option<i64>) -> rusqlite::Result<Option<OffsetDateTime>> {
     s.map(from_ts).transpose()
 }
 
-fn bad<E: std::error::Error + Send + Sync + 'static>(e: E) -> rusqlite::Error {
+pub(crate) fn bad<E: std::error::Error + Send + Sync + 'static>(e: E) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
 }
 
-fn tenant_id(r: &Row<'_>, i: usize) -> rusqlite::Result<TenantId> {
+pub(crate) fn tenant_id(r: &Row<'_>, i: usize) -> rusqlite::Result<TenantId> {
     TenantId::parse(r.get::<_, String>(i)?).map_err(bad)
 }
 
-fn person_id(r: &Row<'_>, i: usize) -> rusqlite::Result<PersonId> {
+pub(crate) fn person_id(r: &Row<'_>, i: usize) -> rusqlite::Result<PersonId> {
     PersonId::parse(r.get::<_, String>(i)?).map_err(bad)
 }
 
-fn unit_id(r: &Row<'_>, i: usize) -> rusqlite::Result<OrgUnitId> {
+pub(crate) fn unit_id(r: &Row<'_>, i: usize) -> rusqlite::Result<OrgUnitId> {
     OrgUnitId::parse(r.get::<_, String>(i)?).map_err(bad)
 }
 
-fn period(r: &Row<'_>, from: usize, to: usize) -> rusqlite::Result<Period> {
+pub(crate) fn period(r: &Row<'_>, from: usize, to: usize) -> rusqlite::Result<Period> {
     Period::new(from_ts(r.get(from)?)?, opt_ts(r.get(to)?)?).map_err(bad)
 }
 
-fn cipher_err(e: StoreError) -> rusqlite::Error {
+pub(crate) fn cipher_err(e: StoreError) -> rusqlite::Error {
     bad(e)
 }
 
@@ -68,7 +68,7 @@ fn hash32(v: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
         .map_err(|_| bad(tillit_core::InvalidValue::new("hash", "must be 32 bytes")))
 }
 
-fn collect<T>(rows: impl Iterator<Item = rusqlite::Result<T>>) -> StoreResult<Vec<T>> {
+pub(crate) fn collect<T>(rows: impl Iterator<Item = rusqlite::Result<T>>) -> StoreResult<Vec<T>> {
     rows.collect::<Result<Vec<_>, _>>().map_err(driver)
 }
 
@@ -136,37 +136,6 @@ fn row_role(r: &Row<'_>) -> rusqlite::Result<RoleAssignment> {
         role: Role::parse(&r.get::<_, String>(3)?).map_err(bad)?,
         org_unit: unit_id(r, 4)?,
         period: period(r, 5, 6)?,
-    })
-}
-
-const CARE_COLS: &str =
-    "id, tenant_id, staff_id, org_unit_id, patient_id, purpose, valid_from, valid_to, decided_by";
-
-fn row_care(r: &Row<'_>) -> rusqlite::Result<CareRelationship> {
-    let staff: Option<String> = r.get(2)?;
-    let unit: Option<String> = r.get(3)?;
-    let party = match (staff, unit) {
-        (Some(s), _) => CareParty::Staff(PersonId::parse(s).map_err(bad)?),
-        (None, Some(u)) => CareParty::OrgUnit(OrgUnitId::parse(u).map_err(bad)?),
-        (None, None) => {
-            return Err(bad(tillit_core::InvalidValue::new(
-                "care relationship",
-                "names neither staff nor unit",
-            )));
-        }
-    };
-    Ok(CareRelationship {
-        id: r.get(0)?,
-        tenant: tenant_id(r, 1)?,
-        party,
-        patient: person_id(r, 4)?,
-        purpose: r.get(5)?,
-        period: period(r, 6, 7)?,
-        decided_by: r
-            .get::<_, Option<String>>(8)?
-            .map(PersonId::parse)
-            .transpose()
-            .map_err(bad)?,
     })
 }
 
@@ -258,12 +227,12 @@ fn insert_event(
     Ok(tx.last_insert_rowid())
 }
 
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     // Same shape as the domain ids; rows that are not domain entities still get opaque ids.
     PersonId::random().to_string()
 }
 
-fn expect_changed(n: usize, what: &'static str) -> StoreResult<()> {
+pub(crate) fn expect_changed(n: usize, what: &'static str) -> StoreResult<()> {
     if n == 0 {
         Err(StoreError::NotFound(what))
     } else {
@@ -386,19 +355,87 @@ impl Store for SqliteStore {
         id: &str,
         at: OffsetDateTime,
     ) -> StoreResult<()> {
-        let (tenant, id) = (tenant.to_string(), id.to_string());
-        self.write(move |tx| {
-            // Only shortens: an end already in the past stays where it was.
-            let n = tx
-                .execute(
-                    "UPDATE care_relationships SET valid_to = CASE WHEN valid_to IS NULL OR valid_to > ?3 THEN MAX(?3, valid_from + 1) ELSE valid_to END
-                     WHERE tenant_id = ?1 AND id = ?2",
-                    params![tenant, id, ts(at)],
-                )
-                .map_err(driver)?;
-            expect_changed(n, "care relationship")
-        })
-        .await
+        self.end_access_rule_impl(tenant, id, at).await
+    }
+
+    async fn add_access_rule(
+        &self,
+        tenant: &TenantId,
+        rule: &NewAccessRule,
+        at: OffsetDateTime,
+    ) -> StoreResult<AccessRule> {
+        self.add_access_rule_impl(tenant, rule, at).await
+    }
+
+    async fn end_access_rule(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        self.end_access_rule_impl(tenant, id, at).await
+    }
+
+    async fn access_rules_for_patient(
+        &self,
+        tenant: &TenantId,
+        patient: &PersonId,
+    ) -> StoreResult<Vec<AccessRule>> {
+        self.access_rules_for_patient_impl(tenant, patient).await
+    }
+
+    async fn access_rules_concerning(
+        &self,
+        tenant: &TenantId,
+        person: &PersonId,
+        units: &[OrgUnitId],
+    ) -> StoreResult<Vec<AccessRule>> {
+        self.access_rules_concerning_impl(tenant, person, units)
+            .await
+    }
+
+    async fn tenant_settings(&self, tenant: &TenantId) -> StoreResult<TenantSettings> {
+        self.tenant_settings_impl(tenant).await
+    }
+
+    async fn set_tenant_settings(
+        &self,
+        tenant: &TenantId,
+        settings: &TenantSettings,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        self.set_tenant_settings_impl(tenant, settings, at).await
+    }
+
+    async fn add_delegation(&self, d: &Delegation, at: OffsetDateTime) -> StoreResult<()> {
+        self.add_delegation_impl(d, at).await
+    }
+
+    async fn delegations_of(
+        &self,
+        tenant: &TenantId,
+        delegate: &PersonId,
+    ) -> StoreResult<Vec<Delegation>> {
+        self.delegations_of_impl(tenant, delegate).await
+    }
+
+    async fn set_withheld(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &str,
+        withheld: Option<&Withheld>,
+    ) -> StoreResult<()> {
+        self.set_withheld_impl(tenant, resource_type, id, withheld)
+            .await
+    }
+
+    async fn withheld_for_patient(
+        &self,
+        tenant: &TenantId,
+        patient: &PersonId,
+    ) -> StoreResult<Vec<Withheld>> {
+        self.withheld_for_patient_impl(tenant, patient).await
     }
 
     async fn resource_versions(
@@ -907,48 +944,29 @@ impl Store for SqliteStore {
         rel: &NewCareRelationship,
         at: OffsetDateTime,
     ) -> StoreResult<CareRelationship> {
-        let rel = rel.clone();
-        self.write(move |tx| {
-            let patient_kind: Option<String> = tx
-                .query_row(
-                    "SELECT kind FROM persons WHERE tenant_id = ?1 AND id = ?2",
-                    params![rel.tenant.as_str(), rel.patient.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(driver)?;
-            if patient_kind.as_deref() != Some("patient") {
-                return Err(StoreError::NotFound("patient"));
-            }
-            let (staff, unit) = match &rel.party {
-                CareParty::Staff(p) => (Some(p.as_str().to_string()), None),
-                CareParty::OrgUnit(u) => (None, Some(u.as_str().to_string())),
-            };
-            let id = new_id();
-            tx.execute(
-                "INSERT INTO care_relationships (id, tenant_id, staff_id, org_unit_id, patient_id, purpose, valid_from, valid_to, decided_by, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    id, rel.tenant.as_str(), staff, unit, rel.patient.as_str(), rel.purpose,
-                    ts(rel.period.start()), rel.period.end().map(ts),
-                    rel.decided_by.as_ref().map(|p| p.as_str()), ts(at)
-                ],
-            )
-            .map_err(|e| match driver(e) {
-                StoreError::Conflict(_) => StoreError::NotFound("staff member or org unit"),
-                other => other,
-            })?;
-            Ok(CareRelationship {
-                id,
-                tenant: rel.tenant,
-                party: rel.party,
-                patient: rel.patient,
-                purpose: rel.purpose,
-                period: rel.period,
-                decided_by: rel.decided_by,
-            })
+        let rule = NewAccessRule {
+            kind: AccessKind::Care,
+            party: match &rel.party {
+                CareParty::Staff(p) => AccessParty::Person(p.clone()),
+                CareParty::OrgUnit(u) => AccessParty::OrgUnit(u.clone()),
+            },
+            patient: rel.patient.clone(),
+            categories: Vec::new(),
+            purpose: rel.purpose.clone(),
+            period: rel.period,
+            decided_by: rel.decided_by.clone(),
+            source: "admin".into(),
+        };
+        let made = self.add_access_rule_impl(&rel.tenant, &rule, at).await?;
+        Ok(CareRelationship {
+            id: made.id,
+            tenant: rel.tenant.clone(),
+            party: rel.party.clone(),
+            patient: rel.patient.clone(),
+            purpose: rel.purpose.clone(),
+            period: rel.period,
+            decided_by: rel.decided_by.clone(),
         })
-        .await
     }
 
     async fn care_relationships_for_patient(
@@ -956,14 +974,8 @@ impl Store for SqliteStore {
         tenant: &TenantId,
         patient: &PersonId,
     ) -> StoreResult<Vec<CareRelationship>> {
-        let (tenant, patient) = (tenant.clone(), patient.clone());
-        self.read(move |c| {
-            let mut s = c
-                .prepare(&format!("SELECT {CARE_COLS} FROM care_relationships WHERE tenant_id = ?1 AND patient_id = ?2 ORDER BY valid_from"))
-                .map_err(driver)?;
-            collect(s.query_map(params![tenant.as_str(), patient.as_str()], row_care).map_err(driver)?)
-        })
-        .await
+        self.care_relationships_for_patient_impl(tenant, patient)
+            .await
     }
 
     async fn care_relationships_for_staff(
@@ -972,23 +984,8 @@ impl Store for SqliteStore {
         staff: &PersonId,
         units: &[OrgUnitId],
     ) -> StoreResult<Vec<CareRelationship>> {
-        let (tenant, staff) = (tenant.clone(), staff.clone());
-        let units: Vec<String> = units.iter().map(|u| u.to_string()).collect();
-        self.read(move |c| {
-            let mut out = Vec::new();
-            let mut s = c
-                .prepare(&format!("SELECT {CARE_COLS} FROM care_relationships WHERE tenant_id = ?1 AND staff_id = ?2"))
-                .map_err(driver)?;
-            out.extend(collect(s.query_map(params![tenant.as_str(), staff.as_str()], row_care).map_err(driver)?)?);
-            let mut s = c
-                .prepare(&format!("SELECT {CARE_COLS} FROM care_relationships WHERE tenant_id = ?1 AND org_unit_id = ?2"))
-                .map_err(driver)?;
-            for unit in units {
-                out.extend(collect(s.query_map(params![tenant.as_str(), unit], row_care).map_err(driver)?)?);
-            }
-            Ok(out)
-        })
-        .await
+        self.care_relationships_for_staff_impl(tenant, staff, units)
+            .await
     }
 
     async fn link_relative(

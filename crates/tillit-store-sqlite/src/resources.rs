@@ -78,6 +78,10 @@ fn write_one(tx: &Transaction<'_>, tenant: &str, w: &ResourceWrite) -> StoreResu
         params![tenant, m.resource_type, m.id, m.version, m.patient, m.category, ms(m.last_updated), m.deleted],
     )
     .map_err(driver)?;
+    if let Some(derived) = &w.derived {
+        let source = format!("{}/{}", m.resource_type, m.id);
+        crate::access::write_derived(tx, tenant, &source, derived, m.last_updated)?;
+    }
     for table in ["search_tokens", "search_dates", "search_refs"] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE tenant_id = ?1 AND type = ?2 AND id = ?3"),

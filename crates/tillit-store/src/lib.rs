@@ -6,6 +6,7 @@
 //! clock: a backend never reads the time itself.
 
 use async_trait::async_trait;
+pub use tillit_core::AccessKind;
 use tillit_core::{OrgUnitId, PersonId, PersonKind, Role, TenantId, Username};
 use time::OffsetDateTime;
 
@@ -156,6 +157,66 @@ pub trait Store: Send + Sync + 'static {
         staff: &PersonId,
         units: &[OrgUnitId],
     ) -> StoreResult<Vec<CareRelationship>>;
+
+    /// Records an access rule (the patient, person and org unit must be the tenant's).
+    async fn add_access_rule(
+        &self,
+        tenant: &TenantId,
+        rule: &NewAccessRule,
+        at: OffsetDateTime,
+    ) -> StoreResult<AccessRule>;
+    /// Ends an access rule at `at` (it stays on record). Rules derived from a FHIR resource
+    /// are ended by updating that resource instead.
+    async fn end_access_rule(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// Every rule about a patient, active or not.
+    async fn access_rules_for_patient(
+        &self,
+        tenant: &TenantId,
+        patient: &PersonId,
+    ) -> StoreResult<Vec<AccessRule>>;
+    /// Rules that concern a person: naming them, one of `units`, or every staff member.
+    async fn access_rules_concerning(
+        &self,
+        tenant: &TenantId,
+        person: &PersonId,
+        units: &[OrgUnitId],
+    ) -> StoreResult<Vec<AccessRule>>;
+
+    async fn tenant_settings(&self, tenant: &TenantId) -> StoreResult<TenantSettings>;
+    async fn set_tenant_settings(
+        &self,
+        tenant: &TenantId,
+        settings: &TenantSettings,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
+
+    /// Lets `delegate` act on behalf of a colleague (both staff of the tenant).
+    async fn add_delegation(&self, d: &Delegation, at: OffsetDateTime) -> StoreResult<()>;
+    async fn delegations_of(
+        &self,
+        tenant: &TenantId,
+        delegate: &PersonId,
+    ) -> StoreResult<Vec<Delegation>>;
+
+    /// Withholds a record from the patient and relatives (`Some`), or releases it (`None`).
+    async fn set_withheld(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &str,
+        withheld: Option<&Withheld>,
+    ) -> StoreResult<()>;
+    /// Records withheld in a patient's compartment.
+    async fn withheld_for_patient(
+        &self,
+        tenant: &TenantId,
+        patient: &PersonId,
+    ) -> StoreResult<Vec<Withheld>>;
 
     /// Records that `relative` is a relative of `patient` (both persons of the tenant).
     async fn link_relative(

@@ -1,4 +1,4 @@
-use tillit_core::{OrgUnitId, Period, PersonId, PersonKind, Role, TenantId, Username};
+use tillit_core::{AccessKind, OrgUnitId, Period, PersonId, PersonKind, Role, TenantId, Username};
 use time::OffsetDateTime;
 
 /// Internal id of a login account (distinct from the person it belongs to).
@@ -138,6 +138,97 @@ pub struct CareRelationship {
     pub decided_by: Option<PersonId>,
 }
 
+/// Whom an access rule concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessParty {
+    /// A staff member or a relative.
+    Person(PersonId),
+    OrgUnit(OrgUnitId),
+    /// Every staff member (only for a patient's block).
+    Everyone,
+}
+
+/// An access rule to record: a care relationship, a block, a grant, an exclusion or a
+/// relative's consent. `categories` empty covers every category. `source` is `admin` or the
+/// FHIR resource it was derived from (`CareTeam/<id>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccessRule {
+    pub kind: AccessKind,
+    pub party: AccessParty,
+    pub patient: PersonId,
+    pub categories: Vec<String>,
+    pub purpose: String,
+    pub period: Period,
+    pub decided_by: Option<PersonId>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRule {
+    pub id: String,
+    pub tenant: TenantId,
+    pub rule: NewAccessRule,
+}
+
+/// Access rules and role assignments derived from one FHIR resource. Written with the
+/// resource's version, they replace whatever that resource derived before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Derived {
+    pub rules: Vec<NewAccessRule>,
+    pub roles: Vec<DerivedRole>,
+}
+
+/// A role assignment derived from a PractitionerRole (persons and units that the tenant
+/// does not know are skipped when written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DerivedRole {
+    pub person: PersonId,
+    pub role: Role,
+    pub org_unit: OrgUnitId,
+    pub period: Period,
+}
+
+/// A tenant's access-control settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantSettings {
+    /// How long an emergency access window stays open.
+    pub emergency_minutes: u32,
+    /// Whether emergency access overrides a patient's block (the patient is told either way).
+    pub emergency_overrides_block: bool,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            emergency_minutes: 240,
+            emergency_overrides_block: true,
+        }
+    }
+}
+
+/// A staff member acting on behalf of a colleague.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delegation {
+    pub id: String,
+    pub tenant: TenantId,
+    pub delegate: PersonId,
+    pub on_behalf_of: PersonId,
+    /// Registration (writing) without reading.
+    pub registration_only: bool,
+    pub period: Period,
+}
+
+/// A record withheld from the patient and relatives, with the clinician's reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withheld {
+    pub resource_type: String,
+    pub id: String,
+    pub patient: PersonId,
+    pub reason: String,
+    pub by: PersonId,
+    pub at: OffsetDateTime,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewApiToken {
     pub id: String,
@@ -190,6 +281,10 @@ pub enum SecurityEventKind {
     TotpEnrolled,
     PasswordChanged,
     SessionExpired,
+    /// A care relationship, grant, exclusion, delegation or access setting changed.
+    AccessChanged,
+    /// A record was withheld from the patient, or released.
+    RecordWithheld,
 }
 
 impl SecurityEventKind {
@@ -207,6 +302,8 @@ impl SecurityEventKind {
             Self::TotpEnrolled => "totp.enrolled",
             Self::PasswordChanged => "password.changed",
             Self::SessionExpired => "session.expired",
+            Self::AccessChanged => "access.changed",
+            Self::RecordWithheld => "record.withheld",
         }
     }
 
@@ -224,6 +321,8 @@ impl SecurityEventKind {
             Self::TotpEnrolled,
             Self::PasswordChanged,
             Self::SessionExpired,
+            Self::AccessChanged,
+            Self::RecordWithheld,
         ]
         .into_iter()
         .find(|k| k.code() == code)

@@ -68,6 +68,9 @@ pub struct ResourceWrite {
     pub key_scope: KeyScope,
     pub body: Option<Vec<u8>>,
     pub index: Vec<IndexRow>,
+    /// For resources that carry access rules (CareTeam, EpisodeOfCare, Consent,
+    /// PractitionerRole): what replaces the rules this resource derived before.
+    pub derived: Option<crate::Derived>,
 }
 
 /// Search prefixes for dates (FHIR `eq`, `ne`, `lt`, `gt`, `le`, `ge`), on half-open ranges.

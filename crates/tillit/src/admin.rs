@@ -5,12 +5,13 @@ use crate::people::{self, NewAccount, PatientProfile};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use std::io::Read;
+use tillit_core::AccessKind;
 use tillit_core::national_id::NationalId;
 use tillit_core::{OrgUnitId, Period, PersonId, PersonKind, Role, TenantId, Username};
 use tillit_crypto::{TotpSecret, random_token, token_hash, totp_qr_svg};
 use tillit_store::{
-    CareParty, NewApiToken, NewCareRelationship, NewOrgUnit, NewRoleAssignment, NewSecurityEvent,
-    SecurityEventKind, Tenant,
+    AccessParty, CareParty, Delegation, NewAccessRule, NewApiToken, NewCareRelationship,
+    NewOrgUnit, NewRoleAssignment, NewSecurityEvent, SecurityEventKind, Tenant,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -45,6 +46,16 @@ pub enum AdminCommand {
     Care {
         #[command(subcommand)]
         command: CareCommand,
+    },
+    /// Every access rule of a patient, and the tenant's individual grants and exclusions.
+    Access {
+        #[command(subcommand)]
+        command: AccessCommand,
+    },
+    /// Staff acting on behalf of a colleague.
+    Delegate {
+        #[command(subcommand)]
+        command: DelegateCommand,
     },
     /// API tokens for the `Authorization: Bearer` header.
     Token {
@@ -99,6 +110,95 @@ pub enum TenantCommand {
         name: String,
     },
     List,
+    /// Shows the tenant's access settings, changing those given.
+    Settings {
+        #[arg(long)]
+        tenant: String,
+        /// How long an emergency access window lasts (1 to 1440 minutes; default 240).
+        #[arg(long)]
+        emergency_minutes: Option<u32>,
+        /// Whether emergency access overrides a patient's block (default true; the
+        /// patient sees every emergency access either way).
+        #[arg(long)]
+        emergency_overrides_block: Option<bool>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AccessCommand {
+    /// Grants a staff member access to a patient (beyond their role's relationships).
+    Grant {
+        #[command(flatten)]
+        rule: RuleArgs,
+    },
+    /// Excludes a staff member from a patient: beats every relationship and grant.
+    Exclude {
+        #[command(flatten)]
+        rule: RuleArgs,
+    },
+    /// Lists every rule about a patient: relationships, blocks, grants, exclusions, consents.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        patient: String,
+    },
+    /// Ends a rule made here now (rules from FHIR resources end with their resource).
+    End {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct RuleArgs {
+    #[arg(long)]
+    tenant: String,
+    /// The staff member (person id).
+    #[arg(long)]
+    person: String,
+    #[arg(long)]
+    patient: String,
+    /// Why (shown to security officers).
+    #[arg(long)]
+    reason: String,
+    /// Only these categories (comma-separated Tillit codes); all when absent.
+    #[arg(long, value_delimiter = ',')]
+    categories: Vec<String>,
+    #[arg(long)]
+    from: Option<String>,
+    #[arg(long)]
+    to: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum DelegateCommand {
+    /// Lets DELEGATE act on behalf of a colleague (their relationships and roles apply).
+    Add {
+        #[arg(long)]
+        tenant: String,
+        /// Who acts (person id).
+        #[arg(long)]
+        delegate: String,
+        /// On whose behalf (person id).
+        #[arg(long)]
+        on_behalf_of: String,
+        /// Registration (writing) only, without reading.
+        #[arg(long)]
+        registration_only: bool,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        delegate: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -351,6 +451,70 @@ async fn user_by_name(ctx: &Ctx, username: &str) -> Result<tillit_store::User> {
 }
 
 /// Admin actions on accounts are security events too (no IP: they come from the console).
+/// A tenant-level change made from the CLI, as a security event.
+async fn tenant_event(
+    ctx: &Ctx,
+    tenant: &Tenant,
+    kind: SecurityEventKind,
+    detail: String,
+) -> Result<()> {
+    ctx.store
+        .append_security_event(&NewSecurityEvent {
+            at: ctx.clock_now(),
+            tenant: Some(tenant.id.clone()),
+            user: None,
+            username: None,
+            kind,
+            outcome_ok: true,
+            detail,
+            ip: None,
+            user_agent: Some("tillit admin (CLI)".into()),
+        })
+        .await?;
+    Ok(())
+}
+
+async fn add_rule(ctx: &Ctx, kind: AccessKind, a: RuleArgs) -> Result<()> {
+    let t = tenant(ctx, &a.tenant).await?;
+    let patient = person(ctx, &t, &a.patient, Some(PersonKind::Patient)).await?;
+    let staff = person(ctx, &t, &a.person, Some(PersonKind::Staff)).await?;
+    for c in &a.categories {
+        if tillit_fhir::category::Category::parse(c).is_none() {
+            bail!("unknown category {c:?} (see docs/design/categories.md)");
+        }
+    }
+    if a.reason.trim().is_empty() {
+        bail!("give --reason");
+    }
+    let rule = NewAccessRule {
+        kind,
+        party: AccessParty::Person(staff.clone()),
+        patient: patient.clone(),
+        categories: a.categories,
+        purpose: a.reason.trim().to_string(),
+        period: period(ctx, a.from.as_deref(), a.to.as_deref())?,
+        decided_by: None,
+        source: "admin".into(),
+    };
+    let made = ctx
+        .store
+        .add_access_rule(&t.id, &rule, ctx.clock_now())
+        .await?;
+    tenant_event(
+        ctx,
+        &t,
+        SecurityEventKind::AccessChanged,
+        format!(
+            "{} {} of Practitioner/{staff} to Patient/{patient}",
+            kind.code(),
+            made.id
+        ),
+    )
+    .await?;
+    println!("{}", made.id);
+    Ok(())
+}
+
 async fn admin_event(
     ctx: &Ctx,
     kind: SecurityEventKind,
@@ -705,6 +869,161 @@ pub async fn run(ctx: &Ctx, cmd: AdminCommand) -> Result<()> {
                 t.id, user.username, t.expires_at
             );
             println!("{}", token.expose());
+        }
+        AdminCommand::Tenant {
+            command:
+                TenantCommand::Settings {
+                    tenant: t,
+                    emergency_minutes,
+                    emergency_overrides_block,
+                },
+        } => {
+            let t = tenant(ctx, &t).await?;
+            let mut settings = ctx.store.tenant_settings(&t.id).await?;
+            if emergency_minutes.is_some() || emergency_overrides_block.is_some() {
+                if let Some(m) = emergency_minutes {
+                    settings.emergency_minutes = m;
+                }
+                if let Some(b) = emergency_overrides_block {
+                    settings.emergency_overrides_block = b;
+                }
+                ctx.store.set_tenant_settings(&t.id, &settings, now).await?;
+                tenant_event(
+                    ctx,
+                    &t,
+                    SecurityEventKind::AccessChanged,
+                    format!(
+                        "settings emergency_minutes={} emergency_overrides_block={}",
+                        settings.emergency_minutes, settings.emergency_overrides_block
+                    ),
+                )
+                .await?;
+            }
+            println!("emergency_minutes\t{}", settings.emergency_minutes);
+            println!(
+                "emergency_overrides_block\t{}",
+                settings.emergency_overrides_block
+            );
+        }
+        AdminCommand::Access {
+            command: AccessCommand::Grant { rule },
+        } => add_rule(ctx, AccessKind::Grant, rule).await?,
+        AdminCommand::Access {
+            command: AccessCommand::Exclude { rule },
+        } => add_rule(ctx, AccessKind::Exclusion, rule).await?,
+        AdminCommand::Access {
+            command: AccessCommand::List { tenant: t, patient },
+        } => {
+            let t = tenant(ctx, &t).await?;
+            let patient = person(ctx, &t, &patient, Some(PersonKind::Patient)).await?;
+            for r in ctx.store.access_rules_for_patient(&t.id, &patient).await? {
+                let who = match &r.rule.party {
+                    AccessParty::Person(p) => format!("person {p}"),
+                    AccessParty::OrgUnit(u) => format!("unit {u}"),
+                    AccessParty::Everyone => "everyone".to_string(),
+                };
+                let cats = if r.rule.categories.is_empty() {
+                    "all".to_string()
+                } else {
+                    r.rule.categories.join(",")
+                };
+                let active = if r.rule.period.contains(now) {
+                    "active"
+                } else {
+                    "inactive"
+                };
+                println!(
+                    "{}\t{}\t{who}\t{cats}\t{}\t{}\t{active}",
+                    r.id,
+                    r.rule.kind.code(),
+                    r.rule.purpose,
+                    r.rule.source
+                );
+            }
+        }
+        AdminCommand::Access {
+            command: AccessCommand::End { tenant: t, id },
+        } => {
+            let t = tenant(ctx, &t).await?;
+            ctx.store.end_access_rule(&t.id, &id, now).await?;
+            tenant_event(
+                ctx,
+                &t,
+                SecurityEventKind::AccessChanged,
+                format!("ended {id}"),
+            )
+            .await?;
+            println!("ended {id}");
+        }
+        AdminCommand::Delegate {
+            command:
+                DelegateCommand::Add {
+                    tenant: t,
+                    delegate,
+                    on_behalf_of,
+                    registration_only,
+                    from,
+                    to,
+                },
+        } => {
+            let t = tenant(ctx, &t).await?;
+            let d = Delegation {
+                id: PersonId::random().to_string(),
+                tenant: t.id.clone(),
+                delegate: person(ctx, &t, &delegate, Some(PersonKind::Staff)).await?,
+                on_behalf_of: person(ctx, &t, &on_behalf_of, Some(PersonKind::Staff)).await?,
+                registration_only,
+                period: period(ctx, from.as_deref(), to.as_deref())?,
+            };
+            if d.delegate == d.on_behalf_of {
+                bail!("a staff member cannot act on their own behalf");
+            }
+            ctx.store.add_delegation(&d, now).await?;
+            tenant_event(
+                ctx,
+                &t,
+                SecurityEventKind::AccessChanged,
+                format!(
+                    "delegation {} Practitioner/{} for Practitioner/{}{}",
+                    d.id,
+                    d.delegate,
+                    d.on_behalf_of,
+                    if registration_only {
+                        " (registration only)"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+            .await?;
+            println!("{}", d.id);
+        }
+        AdminCommand::Delegate {
+            command:
+                DelegateCommand::List {
+                    tenant: t,
+                    delegate,
+                },
+        } => {
+            let t = tenant(ctx, &t).await?;
+            let who = person(ctx, &t, &delegate, Some(PersonKind::Staff)).await?;
+            for d in ctx.store.delegations_of(&t.id, &who).await? {
+                let active = if d.period.contains(now) {
+                    "active"
+                } else {
+                    "inactive"
+                };
+                println!(
+                    "{}\t{}\t{}\t{active}",
+                    d.id,
+                    d.on_behalf_of,
+                    if d.registration_only {
+                        "registration-only"
+                    } else {
+                        "full"
+                    }
+                );
+            }
         }
         AdminCommand::Care {
             command: CareCommand::End { tenant: t, id },

@@ -7,14 +7,16 @@ use crate::demo_records::{self, DemoPatientRecord, DemoStaffRecord};
 use crate::people::{self, NewAccount, PatientProfile};
 use anyhow::{Context, Result};
 use serde::Serialize;
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
+use tillit_core::AccessKind;
 use tillit_core::national_id::{NationalId, Sex};
 use tillit_core::{OrgUnitId, Period, PersonId, PersonKind, Role, Username};
 use tillit_crypto::{random_token, token_hash};
 use tillit_store::{
-    CareParty, NewApiToken, NewCareRelationship, NewOrgUnit, NewRoleAssignment, Tenant,
-    active_patients, active_roles,
+    AccessParty, Delegation, NewAccessRule, NewApiToken, NewOrgUnit, NewRoleAssignment, Withheld,
+    active_roles,
 };
 use time::macros::date;
 use time::{Date, Duration};
@@ -194,9 +196,23 @@ const PATIENT_LOGINS: &[(&str, &str)] = &[
     ("p05", "berit.solberg"),
     ("p21", "ragnhild.fjeld"),
 ];
-const RELATIVES: &[(&str, &str, &str, &str)] = &[
-    ("kari.haugland", "Kari Haugland", "p01", "datter"),
-    ("magnus.solberg", "Magnus Solberg", "p05", "sønn"),
+/// (username, name, patient, relationship, the categories the patient's consent covers).
+#[allow(clippy::type_complexity)]
+const RELATIVES: &[(&str, &str, &str, &str, &[&str])] = &[
+    (
+        "kari.haugland",
+        "Kari Haugland",
+        "p01",
+        "datter",
+        &["appointments", "messages"],
+    ),
+    (
+        "magnus.solberg",
+        "Magnus Solberg",
+        "p05",
+        "sønn",
+        &["appointments", "messages", "medications"],
+    ),
 ];
 
 /// The deterministic demo password of a user: known, printed, and only ever for the demo.
@@ -339,18 +355,46 @@ pub async fn seed(ctx: &Ctx) -> Result<()> {
             &patient_records,
         )
         .await?;
+        // Org units as FHIR Organizations, so CareTeams and PractitionerRoles can name them.
+        let org_units = ctx.store.list_org_units(&tenant.id).await?;
+        demo_records::write_as_system(
+            ctx,
+            &tenant.id,
+            org_units
+                .iter()
+                .map(|u| {
+                    let mut org =
+                        json!({"resourceType": "Organization", "active": true, "name": u.name});
+                    if let (Some(parent), Some(obj)) = (&u.parent, org.as_object_mut()) {
+                        obj.insert(
+                            "partOf".into(),
+                            json!({"reference": format!("Organization/{parent}")}),
+                        );
+                    }
+                    ("Organization".to_string(), u.id.to_string(), org)
+                })
+                .collect(),
+        )
+        .await?;
         if tenant_name == SORBY {
-            for pt in SORBY_PATIENTS {
-                care(
-                    ctx,
-                    &tenant,
-                    CareParty::OrgUnit(uid(SORBY, UNIT_SORBY)),
-                    pid(SORBY, pt.key),
-                    "Innlagt",
-                    open,
-                )
-                .await?;
-            }
+            // An inpatient stay: an EpisodeOfCare managed by the ward.
+            let episodes = SORBY_PATIENTS
+                .iter()
+                .map(|pt| {
+                    let patient = pid(SORBY, pt.key);
+                    (
+                        "EpisodeOfCare".to_string(),
+                        PersonId::derived(&format!("{patient}/episode")).to_string(),
+                        json!({
+                            "resourceType": "EpisodeOfCare", "status": "active",
+                            "patient": {"reference": format!("Patient/{patient}")},
+                            "managingOrganization": {"reference": format!("Organization/{}", uid(SORBY, UNIT_SORBY))},
+                            "period": {"start": fhir_date(since)}
+                        }),
+                    )
+                })
+                .collect();
+            demo_records::write_as_system(ctx, &tenant.id, episodes).await?;
         }
     }
 
@@ -359,53 +403,136 @@ pub async fn seed(ctx: &Ctx) -> Result<()> {
         .tenant_by_name(NORDBY)
         .await?
         .context("Nordby was just created")?;
+    // Care relationships as CareTeams (what an EPJ integration would send).
+    let mut teams = Vec::new();
     for (unit, keys, purpose) in UNIT_CARE {
         for key in *keys {
-            care(
-                ctx,
-                &nordby,
-                CareParty::OrgUnit(uid(NORDBY, unit)),
+            teams.push(care_team(
                 pid(NORDBY, key),
+                &format!("Organization/{}", uid(NORDBY, unit)),
                 purpose,
-                open,
-            )
-            .await?;
+                (since, None),
+                &[],
+            ));
         }
     }
     for (staff, keys, purpose) in PERSONAL_CARE {
         for key in *keys {
-            care(
-                ctx,
-                &nordby,
-                CareParty::Staff(pid(NORDBY, staff)),
+            teams.push(care_team(
                 pid(NORDBY, key),
+                &format!("Practitioner/{}", pid(NORDBY, staff)),
                 purpose,
-                open,
-            )
-            .await?;
+                (since, None),
+                &[],
+            ));
         }
     }
+    // A relationship that covers only some categories: medicine rounds for one patient.
+    teams.push(care_team(
+        pid(NORDBY, "p11"),
+        &format!("Practitioner/{}", pid(NORDBY, "sykepleier.dahl")),
+        "Medisinutdeling (kun målinger og legemidler)",
+        (since, None),
+        &["measurements", "medications"],
+    ));
     // An ended relationship (p22) and one that has not begun (p23): both give no access.
-    let ended = Period::new(since, Some(now - Duration::days(30)))?;
-    care(
-        ctx,
-        &nordby,
-        CareParty::OrgUnit(uid(NORDBY, UNIT_LEGE)),
+    teams.push(care_team(
         pid(NORDBY, "p22"),
+        &format!("Organization/{}", uid(NORDBY, UNIT_LEGE)),
         "Fastlege (avsluttet)",
-        ended,
-    )
-    .await?;
-    let future = Period::new(now + Duration::days(30), None)?;
-    care(
-        ctx,
-        &nordby,
-        CareParty::OrgUnit(uid(NORDBY, UNIT_NORD)),
+        (since, Some(now - Duration::days(30))),
+        &[],
+    ));
+    teams.push(care_team(
         pid(NORDBY, "p23"),
+        &format!("Organization/{}", uid(NORDBY, UNIT_NORD)),
         "Hjemmesykepleie fra neste måned",
-        future,
+        (now + Duration::days(30), None),
+        &[],
+    ));
+    demo_records::write_as_system(ctx, &nordby.id, teams).await?;
+
+    // Patients' blocks (sperring) as Consents: Kjell Bakken (p02) blocks one nurse from his
+    // whole record; Solveig Nygaard (p03) blocks her mental-health information from everyone.
+    let haugen = pid(NORDBY, "sykepleier.haugen");
+    demo_records::write_as_system(
+        ctx,
+        &nordby.id,
+        vec![
+            consent(
+                pid(NORDBY, "p02"),
+                json!({"type": "deny", "actor": [{"role": actor_role(), "reference": {"reference": format!("Practitioner/{haugen}")}}]}),
+                since,
+            ),
+            consent(
+                pid(NORDBY, "p03"),
+                json!({"type": "deny", "securityLabel": [{"system": tillit_fhir::category::SYSTEM, "code": "mental-health"}]}),
+                since,
+            ),
+        ],
     )
     .await?;
+    // The tenant's individual decisions: a care assistant excluded from a neighbour's record
+    // (his unit cares for her), and a temporary grant for a nurse covering another district.
+    let rule = |kind, person: &str, patient: &str, purpose: &str, period| NewAccessRule {
+        kind,
+        party: AccessParty::Person(pid(NORDBY, person)),
+        patient: pid(NORDBY, patient),
+        categories: Vec::new(),
+        purpose: purpose.to_string(),
+        period,
+        decided_by: Some(pid(NORDBY, "admin.nilsen")),
+        source: "admin".into(),
+    };
+    for r in [
+        rule(
+            AccessKind::Exclusion,
+            "helsefagarbeider.aas",
+            "p12",
+            "Nabo av pasienten (inhabil)",
+            open,
+        ),
+        rule(
+            AccessKind::Grant,
+            "sykepleier.dahl",
+            "p13",
+            "Vikar for Hjemmetjenesten Nord",
+            Period::new(since, Some(now + Duration::days(14)))?,
+        ),
+    ] {
+        ctx.store.add_access_rule(&nordby.id, &r, now).await?;
+    }
+    // The secretary registers on behalf of the physician, without reading.
+    ctx.store
+        .add_delegation(
+            &Delegation {
+                id: PersonId::derived("demo/delegation/berg-lund").to_string(),
+                tenant: nordby.id.clone(),
+                delegate: pid(NORDBY, "sekretaer.berg"),
+                on_behalf_of: pid(NORDBY, "lege.lund"),
+                registration_only: true,
+                period: open,
+            },
+            now,
+        )
+        .await?;
+    // A note the physician has withheld from Astrid Haugland, with the reason.
+    let astrid = pid(NORDBY, "p01");
+    ctx.store
+        .set_withheld(
+            &nordby.id,
+            "DocumentReference",
+            &demo_records::withheld_note_id(&astrid),
+            Some(&Withheld {
+                resource_type: "DocumentReference".into(),
+                id: demo_records::withheld_note_id(&astrid),
+                patient: astrid.clone(),
+                reason: "Unntatt innsyn (pasientjournalloven § 19 / pasient- og brukerrettighetsloven § 5-1 annet ledd): kan skade pasienten nå".into(),
+                by: pid(NORDBY, "lege.lund"),
+                at: now,
+            }),
+        )
+        .await?;
 
     for (key, username) in PATIENT_LOGINS {
         people::create_account(
@@ -420,7 +547,7 @@ pub async fn seed(ctx: &Ctx) -> Result<()> {
         )
         .await?;
     }
-    for (username, name, patient, relationship) in RELATIVES {
+    for (username, name, patient, relationship, scope) in RELATIVES {
         let person = pid(NORDBY, username);
         people::create_relative(ctx, &nordby.id, &person, name).await?;
         ctx.store
@@ -432,6 +559,22 @@ pub async fn seed(ctx: &Ctx) -> Result<()> {
                 now,
             )
             .await?;
+        // The patient's consent for this relative, with its scope.
+        let labels: Vec<_> = scope
+            .iter()
+            .map(|c| json!({"system": tillit_fhir::category::SYSTEM, "code": c}))
+            .collect();
+        demo_records::write_as_system(
+            ctx,
+            &nordby.id,
+            vec![consent(
+                pid(NORDBY, patient),
+                json!({"type": "permit", "securityLabel": labels,
+                       "actor": [{"role": actor_role(), "reference": {"reference": format!("RelatedPerson/{person}")}}]}),
+                since,
+            )],
+        )
+        .await?;
         people::create_account(
             ctx,
             &NewAccount {
@@ -447,28 +590,70 @@ pub async fn seed(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-async fn care(
-    ctx: &Ctx,
-    tenant: &Tenant,
-    party: CareParty,
+fn fhir_date(t: time::OffsetDateTime) -> String {
+    t.date().to_string()
+}
+
+/// A CareTeam with one participant (`Organization/...` or `Practitioner/...`).
+fn care_team(
     patient: PersonId,
+    member: &str,
     purpose: &str,
-    period: Period,
-) -> Result<()> {
-    ctx.store
-        .add_care_relationship(
-            &NewCareRelationship {
-                tenant: tenant.id.clone(),
-                party,
-                patient,
-                purpose: purpose.to_string(),
-                period,
-                decided_by: None,
-            },
-            ctx.clock_now(),
-        )
-        .await?;
-    Ok(())
+    (from, to): (time::OffsetDateTime, Option<time::OffsetDateTime>),
+    categories: &[&str],
+) -> (String, String, serde_json::Value) {
+    let mut period = json!({"start": fhir_date(from)});
+    if let (Some(to), Some(obj)) = (to, period.as_object_mut()) {
+        obj.insert(
+            "end".into(),
+            json!(tillit_server::fhir::service::format_instant(to)),
+        );
+    }
+    let mut team = json!({
+        "resourceType": "CareTeam", "status": "active", "name": purpose,
+        "subject": {"reference": format!("Patient/{patient}")},
+        "period": period,
+        "participant": [{"member": {"reference": member}}]
+    });
+    if !categories.is_empty()
+        && let Some(obj) = team.as_object_mut()
+    {
+        let ext: Vec<_> = categories
+            .iter()
+            .map(|c| json!({"url": tillit_server::fhir::access::CATEGORIES_EXT, "valueCode": c}))
+            .collect();
+        obj.insert("extension".into(), json!(ext));
+    }
+    (
+        "CareTeam".to_string(),
+        PersonId::derived(&format!("care-team/{patient}/{member}/{purpose}")).to_string(),
+        team,
+    )
+}
+
+fn actor_role() -> serde_json::Value {
+    json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]})
+}
+
+/// A patient's Consent (patient-privacy) with one provision.
+fn consent(
+    patient: PersonId,
+    provision: serde_json::Value,
+    since: time::OffsetDateTime,
+) -> (String, String, serde_json::Value) {
+    let id = PersonId::derived(&format!("consent/{patient}/{provision}")).to_string();
+    (
+        "Consent".to_string(),
+        id,
+        json!({
+            "resourceType": "Consent", "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": format!("Patient/{patient}")},
+            "dateTime": fhir_date(since),
+            "provision": provision
+        }),
+    )
 }
 
 #[derive(Serialize)]
@@ -490,6 +675,9 @@ pub struct DemoUser {
     pub api_token: String,
     pub person_id: String,
     pub patients: Vec<String>,
+    /// Patients in this staff member's care whose record they are nevertheless refused
+    /// (the patient's block or the tenant's exclusion).
+    pub refused_patients: Vec<String>,
     pub patient_id: Option<String>,
 }
 
@@ -539,6 +727,7 @@ pub async fn credentials(
                     now,
                 )
                 .await?;
+            let mut refused_patients = Vec::new();
             let (roles, patients, patient_id) = match user.kind {
                 PersonKind::Staff => {
                     let assignments = ctx.store.role_assignments(&tenant.id, &user.person).await?;
@@ -547,22 +736,42 @@ pub async fn credentials(
                         .filter(|a| a.period.contains(now))
                         .map(|a| a.org_unit.clone())
                         .collect();
-                    let rels = ctx
+                    let rules = ctx
                         .store
-                        .care_relationships_for_staff(&tenant.id, &user.person, &units)
+                        .access_rules_concerning(&tenant.id, &user.person, &units)
                         .await?;
+                    let knowledge = tillit_authz::Knowledge::new(
+                        user.person.as_str(),
+                        "staff",
+                        units.iter().map(|u| u.to_string()),
+                        rules.into_iter().map(|r| tillit_authz::AccessRule {
+                            kind: r.rule.kind,
+                            party: match r.rule.party {
+                                AccessParty::Person(p) => {
+                                    tillit_authz::Party::Person(p.to_string())
+                                }
+                                AccessParty::OrgUnit(u) => {
+                                    tillit_authz::Party::OrgUnit(u.to_string())
+                                }
+                                AccessParty::Everyone => tillit_authz::Party::Everyone,
+                            },
+                            patient: r.rule.patient.to_string(),
+                            categories: r.rule.categories,
+                            period: r.rule.period,
+                        }),
+                    );
                     let roles = active_roles(&assignments, now)
                         .into_iter()
                         .map(Role::code)
                         .collect();
-                    (
-                        roles,
-                        active_patients(&rels, now)
-                            .into_iter()
-                            .map(|p| p.to_string())
-                            .collect(),
-                        None,
-                    )
+                    // In care, and not blocked or excluded from the whole record.
+                    let (ok, refused): (Vec<String>, Vec<String>) =
+                        knowledge.patients_in_care(now).into_iter().partition(|p| {
+                            let f = knowledge.facts(Some(p), "demographics", now);
+                            !f.blocked && !f.excluded
+                        });
+                    refused_patients = refused;
+                    (roles, ok, None)
                 }
                 PersonKind::Patient => (vec![], vec![], Some(user.person.to_string())),
                 PersonKind::Relative => {
@@ -583,6 +792,7 @@ pub async fn credentials(
                 api_token: token.expose().to_string(),
                 person_id: user.person.to_string(),
                 patients,
+                refused_patients,
                 patient_id,
             });
         }

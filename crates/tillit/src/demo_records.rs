@@ -194,6 +194,22 @@ fn patient_resources(
         }),
         &mut out,
     );
+    if i == 0 {
+        // A note the physician has withheld from the patient under the law (the demo
+        // withholds it after seeding; see `withheld_note_id`).
+        let text = "Vurdering: pasienten bør ikke lese denne notatet nå; tas opp i samtale.";
+        out.push((
+            "DocumentReference".to_string(),
+            withheld_note_id(&p.id),
+            json!({
+                "resourceType": "DocumentReference", "status": "current", "docStatus": "preliminary",
+                "type": {"coding": [{"system": LOINC, "code": "11506-3", "display": "Progress note"}], "text": "Legenotat"},
+                "subject": subject, "date": instant(now - Duration::days(2)),
+                "author": [{"reference": format!("Practitioner/{author}")}],
+                "content": [{"attachment": {"contentType": "text/plain; charset=utf-8", "data": base64::engine::general_purpose::STANDARD.encode(text)}}]
+            }),
+        ));
+    }
     push(
         "Appointment",
         json!({
@@ -206,6 +222,11 @@ fn patient_resources(
     out
 }
 
+/// The id of the physician's note that the demo withholds from its first patient.
+pub fn withheld_note_id(patient: &PersonId) -> String {
+    PersonId::derived(&format!("{patient}/withheld-note")).to_string()
+}
+
 /// Writes the demo's records for one tenant: an Organization, Practitioners, and each
 /// patient's Patient and clinical resources (one transaction per patient).
 pub async fn seed(
@@ -215,17 +236,7 @@ pub async fn seed(
     staff: &[DemoStaffRecord<'_>],
     patients: &[DemoPatientRecord<'_>],
 ) -> Result<()> {
-    let config = Config {
-        data_dir: ctx.data_dir.clone(),
-        ..Config::default()
-    };
-    let state = AppState::new(
-        ctx.store.clone(),
-        ctx.clock.clone(),
-        ctx.hasher.clone(),
-        ctx.keyring.clone(),
-        config,
-    );
+    let state = system_state(ctx);
     let fhir = Fhir::new(
         &state,
         Actor::System {
@@ -261,6 +272,37 @@ pub async fn seed(
         write(&fhir, patient_resources(p, now, &author)).await?;
     }
     Ok(())
+}
+
+fn system_state(ctx: &Ctx) -> AppState {
+    let config = Config {
+        data_dir: ctx.data_dir.clone(),
+        ..Config::default()
+    };
+    AppState::new(
+        ctx.store.clone(),
+        ctx.clock.clone(),
+        ctx.hasher.clone(),
+        ctx.keyring.clone(),
+        config,
+    )
+}
+
+/// Writes resources as Tillit itself (the demo's record system), in one transaction.
+pub async fn write_as_system(
+    ctx: &Ctx,
+    tenant: &TenantId,
+    resources: Vec<(String, String, Value)>,
+) -> Result<()> {
+    let state = system_state(ctx);
+    let fhir = Fhir::new(
+        &state,
+        Actor::System {
+            tenant,
+            purpose: "demo seed",
+        },
+    );
+    write(&fhir, resources).await
 }
 
 async fn write(fhir: &Fhir<'_>, resources: Vec<(String, String, Value)>) -> Result<()> {

@@ -110,6 +110,7 @@ pub fn test(cases_file: &Path, policies: Option<&Path>) -> Result<()> {
             granted: flag(&f, "granted"),
             support_access: flag(&f, "support_access"),
             no_patient: flag(&f, "no_patient"),
+            registration_only: flag(&f, "registration_only"),
         };
         let expect = text(c, "expect", "");
         if expect != "permit" && expect != "deny" {

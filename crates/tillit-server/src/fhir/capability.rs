@@ -37,11 +37,17 @@ pub fn statement(base: &str) -> Value {
             .filter(|p| p.kind == Kind::Reference && matches!(p.name, "patient" | "subject"))
             .map(|p| format!("{rt}:{}", p.name))
             .collect();
-        let operations = if *rt == "Patient" {
-            json!([{"name": "emergency-access", "definition": format!("{base}/OperationDefinition/emergency-access")}])
-        } else {
-            json!([])
-        };
+        let mut operations = Vec::new();
+        if *rt == "Patient" {
+            operations.push(json!({"name": "emergency-access", "definition": format!("{base}/OperationDefinition/emergency-access")}));
+        }
+        if !read_only {
+            for op in ["withhold", "release"] {
+                operations.push(
+                    json!({"name": op, "definition": format!("{base}/OperationDefinition/{op}")}),
+                );
+            }
+        }
         rest_resources.push(json!({
             "type": rt,
             "operation": operations,

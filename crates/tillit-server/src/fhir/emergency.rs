@@ -16,11 +16,9 @@ use tillit_fhir::outcome::IssueType;
 use tillit_store::{EmergencyAccess, SecurityEventKind};
 use time::Duration;
 
-/// How long a window lasts unless the request asks for less (tenant-configurable later).
-pub const DEFAULT_MINUTES: i64 = 240;
 const MIN_REASON: usize = 10;
 
-fn parameter<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
+pub(crate) fn parameter<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
     if body.get("resourceType").and_then(Value::as_str) == Some("Parameters") {
         let p = body
             .get("parameter")?
@@ -61,20 +59,22 @@ async fn open(
         )
         .map_at("Parameters.parameter:reason"));
     }
+    let tenant = &subject.principal.tenant.id;
+    // The tenant decides how long a window may last (default 4 hours); a caller may ask for less.
+    let longest = i64::from(state.store.tenant_settings(tenant).await?.emergency_minutes);
     let minutes = match parameter(&body, "minutes") {
-        None => DEFAULT_MINUTES,
+        None => longest,
         Some(v) => v
             .as_i64()
-            .filter(|m| (1..=DEFAULT_MINUTES).contains(m))
+            .filter(|m| (1..=longest).contains(m))
             .ok_or_else(|| {
                 FhirError::new(
                     400,
                     IssueType::Value,
-                    format!("minutes must be a whole number from 1 to {DEFAULT_MINUTES}"),
+                    format!("minutes must be a whole number from 1 to {longest}"),
                 )
             })?,
     };
-    let tenant = &subject.principal.tenant.id;
     // The patient must exist in this tenant; another tenant's id is unknown here.
     let current = state.store.current_resource(tenant, "Patient", id).await?;
     let patient = match (current, PersonId::parse(id)) {

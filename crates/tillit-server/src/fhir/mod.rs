@@ -2,11 +2,13 @@
 //! `If-Match`, delete, history, search, batch and transaction bundles, and the
 //! CapabilityStatement. Errors are OperationOutcomes.
 
+pub mod access;
 pub mod bundle;
 pub mod capability;
 pub mod emergency;
 pub mod query;
 pub mod service;
+pub mod withhold;
 
 use crate::authz::{Action, Actor};
 use crate::session::{self, Client};
@@ -39,6 +41,14 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/fhir/r4/Patient/{id}/$emergency-access",
             axum::routing::post(emergency::handler),
+        )
+        .route(
+            "/fhir/r4/{rt}/{id}/$withhold",
+            axum::routing::post(withhold::withhold),
+        )
+        .route(
+            "/fhir/r4/{rt}/{id}/$release",
+            axum::routing::post(withhold::release),
         )
         .route("/fhir/{*rest}", axum::routing::any(unknown))
 }
@@ -111,10 +121,28 @@ pub(crate) async fn caller(
             ));
         }
     };
+    // Acting on behalf of a colleague: `X-On-Behalf-Of: Practitioner/<id>` (or the bare id).
+    let on_behalf_of = match headers.get(ON_BEHALF_OF) {
+        None => None,
+        Some(v) => {
+            let v = v.to_str().unwrap_or_default().trim();
+            let id = v.strip_prefix("Practitioner/").unwrap_or(v);
+            Some(tillit_core::PersonId::parse(id).map_err(|_| {
+                FhirError::new(
+                    400,
+                    IssueType::Value,
+                    format!("{ON_BEHALF_OF} must be Practitioner/<id> of a colleague"),
+                )
+            })?)
+        }
+    };
     // The facts decisions need, loaded fresh for every request: a revoked relationship or a
     // new block takes effect on the next one.
-    Ok(crate::authz::Subject::load(state, &principal).await?)
+    Ok(crate::authz::Subject::load_acting(state, &principal, on_behalf_of.as_ref()).await?)
 }
+
+/// The request header naming the colleague a staff member acts on behalf of.
+pub const ON_BEHALF_OF: &str = "x-on-behalf-of";
 
 fn check_type_known(rt: &str, write: bool) -> FhirResult<()> {
     if resources::is_served(rt) || (!write && resources::is_known(rt)) {

@@ -70,6 +70,17 @@ impl From<StoreError> for FhirError {
     }
 }
 
+impl From<authz::SubjectError> for FhirError {
+    fn from(e: authz::SubjectError) -> Self {
+        match e {
+            authz::SubjectError::Store(e) => e.into(),
+            authz::SubjectError::NoDelegation => {
+                FhirError::new(403, IssueType::Forbidden, e.to_string())
+            }
+        }
+    }
+}
+
 impl From<authz::Denial> for FhirError {
     fn from(d: authz::Denial) -> Self {
         let mut e = FhirError::new(
@@ -121,6 +132,7 @@ fn target_of<'m>(tenant: &'m TenantId, meta: &'m ResourceMeta) -> Target<'m> {
     Target {
         tenant,
         resource_type: &meta.resource_type,
+        id: &meta.id,
         patient: meta.patient.as_deref(),
         category: Category::parse(&meta.category).unwrap_or(Category::ClinicalNotes),
     }
@@ -314,6 +326,7 @@ impl<'a> Fhir<'a> {
         let body = sealed
             .map_err(|_| FhirError::new(503, IssueType::Transient, "the keyring is unavailable"))?;
         let index = self.index_rows(&resource)?;
+        let derived = super::access::derive(rt, Some(&resource), now);
         Ok((
             ResourceWrite {
                 meta,
@@ -321,6 +334,7 @@ impl<'a> Fhir<'a> {
                 key_scope,
                 body: Some(body),
                 index,
+                derived,
             },
             resource,
         ))
@@ -339,6 +353,7 @@ impl<'a> Fhir<'a> {
             key_scope: current.key_scope,
             body: None,
             index: Vec::new(),
+            derived: super::access::derive(&current.meta.resource_type, None, self.now()),
         })
     }
 
