@@ -252,6 +252,124 @@ async fn main() {
         "load: {ops} operations per case, {conc} concurrent clients, HTTPS on loopback, release build"
     );
 
+    // The store of the running server, opened in this process as well: for the raw reads
+    // below and to give a physician a realistic set of access rules.
+    let dir = app.dir.clone();
+    let vault: Arc<dyn tillit_crypto::KeyVault> =
+        Arc::new(tillit_store_sqlite::SqliteKeyVault::open(&dir.join("keys/keyring.db")).unwrap());
+    let kek =
+        tillit_crypto::keyring::load_key_file(&dir.join("keys/kek.key"), vault.as_ref()).unwrap();
+    let keyring = Arc::new(tillit_crypto::Keyring::new(kek, vault));
+    let store: Arc<dyn Store> = Arc::new(
+        tillit_store_sqlite::SqliteStore::open(
+            &dir.join("tillit.db"),
+            Arc::new(tillit_store::KeyringCipher(keyring.clone())),
+        )
+        .unwrap(),
+    );
+    let tenant = store
+        .tenant_by_name("Nordby kommune")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    // A physician with 500 care relationships (each bench patient personally and through
+    // her office, and ended ones) and ten blocks on each of 20 patients by other people and
+    // on categories: her reads are decided on that set, the integration's on a small one.
+    let lege =
+        tillit_core::PersonId::parse(app.user("lege.lund")["person_id"].as_str().unwrap()).unwrap();
+    let office = store
+        .role_assignments(&tenant, &lege)
+        .await
+        .unwrap()
+        .first()
+        .unwrap()
+        .org_unit
+        .clone();
+    #[allow(clippy::disallowed_methods)] // the server runs on the system clock too
+    let now = time::OffsetDateTime::now_utc();
+    let since = tillit_core::Period::new(now - time::Duration::days(30), None).unwrap();
+    let ended = tillit_core::Period::new(
+        now - time::Duration::days(30),
+        Some(now - time::Duration::days(1)),
+    )
+    .unwrap();
+    let (mut rules, mut blocks) = (0, 0);
+    for (i, pid) in pids.iter().enumerate() {
+        let patient = tillit_core::PersonId::parse(pid.as_str()).unwrap();
+        let add = |kind, party, categories: Vec<String>, period| {
+            let rule = tillit_store::NewAccessRule {
+                kind,
+                party,
+                patient: patient.clone(),
+                categories,
+                purpose: "bench".into(),
+                period,
+                decided_by: None,
+                source: "admin".into(),
+            };
+            let store = store.clone();
+            let tenant = tenant.clone();
+            async move { store.add_access_rule(&tenant, &rule, now).await.unwrap() }
+        };
+        use tillit_core::AccessKind::{Block, Care};
+        use tillit_store::AccessParty::{Everyone, OrgUnit, Person};
+        add(Care, Person(lege.clone()), vec![], since).await;
+        add(Care, OrgUnit(office.clone()), vec![], since).await;
+        rules += 2;
+        if i % 2 == 0 {
+            add(
+                Care,
+                Person(lege.clone()),
+                vec!["mental-health".into()],
+                ended,
+            )
+            .await;
+            rules += 1;
+        }
+        if i < 20 {
+            // Ten blocks that concern her, on categories these reads do not touch.
+            for c in [
+                "sexual-health",
+                "social",
+                "messages",
+                "care-plan",
+                "appointments",
+            ] {
+                add(Block, Everyone, vec![c.into()], since).await;
+                add(Block, OrgUnit(office.clone()), vec![c.into()], since).await;
+                blocks += 2;
+            }
+        }
+    }
+    println!("physician: {rules} care relationships, {blocks} blocks (10 on each of 20 patients)");
+    let lege_token = app.user("lege.lund")["api_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (c, b, tk) = (client.clone(), base.clone(), lege_token.clone());
+    let ids = Arc::new(obs_ids.clone());
+    let read_staff = drive(
+        "read Observation/{id} as a physician (500 rules)",
+        ops,
+        conc,
+        move |i| {
+            let (c, b, tk, ids) = (c.clone(), b.clone(), tk.clone(), ids.clone());
+            async move {
+                let id = &ids[(i * 7919) % ids.len()];
+                let r = c
+                    .get(format!("{b}/Observation/{id}"))
+                    .bearer_auth(&tk)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                r.bytes().await.unwrap();
+            }
+        },
+    )
+    .await;
+
     let (c, b, tk) = (client.clone(), base.clone(), token.clone());
     let ids = Arc::new(obs_ids.clone());
     let read = drive("read Observation/{id}", ops, conc, move |i| {
@@ -310,26 +428,6 @@ async fn main() {
     })
     .await;
 
-    // 2. The same records read straight from the store, decrypted, in this process.
-    let dir = app.dir.clone();
-    let vault: Arc<dyn tillit_crypto::KeyVault> =
-        Arc::new(tillit_store_sqlite::SqliteKeyVault::open(&dir.join("keys/keyring.db")).unwrap());
-    let kek =
-        tillit_crypto::keyring::load_key_file(&dir.join("keys/kek.key"), vault.as_ref()).unwrap();
-    let keyring = Arc::new(tillit_crypto::Keyring::new(kek, vault));
-    let store: Arc<dyn Store> = Arc::new(
-        tillit_store_sqlite::SqliteStore::open(
-            &dir.join("tillit.db"),
-            Arc::new(tillit_store::KeyringCipher(keyring.clone())),
-        )
-        .unwrap(),
-    );
-    let tenant = store
-        .tenant_by_name("Nordby kommune")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
     let (s, kr, ids, t2) = (
         store.clone(),
         keyring.clone(),
@@ -360,7 +458,7 @@ async fn main() {
     .await;
 
     println!("results:");
-    for s in [&read, &search, &create, &raw] {
+    for s in [&read_staff, &read, &search, &create, &raw] {
         s.print();
     }
     println!(
@@ -370,6 +468,10 @@ async fn main() {
     println!(
         "ratio read over HTTPS / raw store read (p50 latency): {:.1}x",
         read.pct(0.5) / raw.pct(0.5)
+    );
+    println!(
+        "ratio read as physician (500 rules) / read as integration (p50 latency): {:.2}",
+        read_staff.pct(0.5) / read.pct(0.5)
     );
     let _ = Duration::from_secs(0);
 }
