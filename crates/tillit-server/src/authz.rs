@@ -35,6 +35,8 @@ pub struct Subject {
     pub withheld: HashSet<(String, String)>,
     /// The moment the facts were loaded; every decision of the request is made at it.
     pub at: OffsetDateTime,
+    /// Decisions made in this request (see [`authorize`]).
+    decisions: Arc<Mutex<HashMap<DecisionKey, Result<String, Denial>>>>,
 }
 
 impl std::fmt::Debug for Subject {
@@ -56,7 +58,7 @@ pub enum SubjectError {
 }
 
 /// The store's rule in the engine's words.
-fn to_engine(r: tillit_store::AccessRule) -> tillit_authz::AccessRule {
+pub fn to_engine(r: tillit_store::AccessRule) -> tillit_authz::AccessRule {
     let rule = r.rule;
     AccessRule {
         kind: rule.kind,
@@ -177,6 +179,7 @@ impl Subject {
             knowledge,
             withheld,
             at: now,
+            decisions: Arc::default(),
         })
     }
 
@@ -357,6 +360,60 @@ pub fn authorize(actor: Actor<'_>, action: Action, target: &Target<'_>) -> Resul
         }
         Actor::User(s) => s,
     };
+    let withheld = subject
+        .withheld
+        .contains(&(target.resource_type.to_string(), target.id.to_string()));
+    // Within one request the facts are fixed, so records alike in everything the decision
+    // reads share it: a search over a patient's thousand Observations decides a few times,
+    // not a thousand. The memo dies with the request, so no change is ever missed.
+    let key = DecisionKey {
+        action: action.code(),
+        tenant: target.tenant.to_string(),
+        resource_type: target.resource_type.to_string(),
+        patient: target.patient.map(str::to_string),
+        category: target.category.code(),
+        withheld,
+    };
+    if let Some(known) = subject
+        .decisions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+    {
+        return known.clone().map(|policy| Permit { policy });
+    }
+    let decided = decide_user(subject, action, target, withheld);
+    subject
+        .decisions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(
+            key,
+            decided
+                .as_ref()
+                .map(|p| p.policy.clone())
+                .map_err(Clone::clone),
+        );
+    decided
+}
+
+/// Everything a decision for a logged-in caller depends on besides the caller's facts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DecisionKey {
+    action: &'static str,
+    tenant: String,
+    resource_type: String,
+    patient: Option<String>,
+    category: &'static str,
+    withheld: bool,
+}
+
+fn decide_user(
+    subject: &Subject,
+    action: Action,
+    target: &Target<'_>,
+    withheld: bool,
+) -> Result<Permit, Denial> {
     let Some((engine, _)) = engine() else {
         return Err(Denial {
             policy: "platform.unavailable".into(),
@@ -373,9 +430,6 @@ pub fn authorize(actor: Actor<'_>, action: Action, target: &Target<'_>) -> Resul
         kind: user.kind.code().to_string(),
         roles: subject.roles.iter().map(|r| r.code().to_string()).collect(),
     };
-    let withheld = subject
-        .withheld
-        .contains(&(target.resource_type.to_string(), target.id.to_string()));
     let record = tillit_authz::Record {
         tenant: target.tenant.to_string(),
         resource_type: target.resource_type.to_string(),

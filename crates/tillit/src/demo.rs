@@ -744,21 +744,7 @@ pub async fn credentials(
                         user.person.as_str(),
                         "staff",
                         units.iter().map(|u| u.to_string()),
-                        rules.into_iter().map(|r| tillit_authz::AccessRule {
-                            kind: r.rule.kind,
-                            party: match r.rule.party {
-                                AccessParty::Person(p) => {
-                                    tillit_authz::Party::Person(p.to_string())
-                                }
-                                AccessParty::OrgUnit(u) => {
-                                    tillit_authz::Party::OrgUnit(u.to_string())
-                                }
-                                AccessParty::Everyone => tillit_authz::Party::Everyone,
-                            },
-                            patient: r.rule.patient.to_string(),
-                            categories: r.rule.categories,
-                            period: r.rule.period,
-                        }),
+                        rules.into_iter().map(tillit_server::authz::to_engine),
                     );
                     let roles = active_roles(&assignments, now)
                         .into_iter()

@@ -30,6 +30,24 @@ pub(crate) fn parameter<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
     body.get(name)
 }
 
+/// The `reason` parameter of an operation that must say why, trimmed; refused (400, at the
+/// parameter) when shorter than a sentence fragment.
+pub(crate) fn stated_reason(body: &Value, ask: &str) -> FhirResult<String> {
+    let reason = parameter(body, "reason")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .unwrap_or("");
+    if reason.chars().count() < MIN_REASON {
+        return Err(FhirError::new(
+            400,
+            IssueType::Required,
+            format!("{ask} (at least {MIN_REASON} characters)"),
+        )
+        .map_at("Parameters.parameter:reason"));
+    }
+    Ok(reason.to_string())
+}
+
 async fn open(
     state: &AppState,
     client: &Client,
@@ -47,18 +65,8 @@ async fn open(
         ));
     }
     let body = parse_body(state, headers, body)?;
-    let reason = parameter(&body, "reason")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .unwrap_or("");
-    if reason.chars().count() < MIN_REASON {
-        return Err(FhirError::new(
-            400,
-            IssueType::Required,
-            format!("state the reason for emergency access (at least {MIN_REASON} characters)"),
-        )
-        .map_at("Parameters.parameter:reason"));
-    }
+    let reason = stated_reason(&body, "state the reason for emergency access")?;
+    let reason = reason.as_str();
     let tenant = &subject.principal.tenant.id;
     // The tenant decides how long a window may last (default 4 hours); a caller may ask for less.
     let longest = i64::from(state.store.tenant_settings(tenant).await?.emergency_minutes);

@@ -2,7 +2,7 @@
 //! from the patient (and relatives) under the law, with a stated reason, or releases it
 //! again. Staff who may change the record may withhold it; every change is a security event.
 
-use super::emergency::parameter;
+use super::emergency::stated_reason;
 use super::service::{Fhir, FhirError, FhirResult};
 use super::{caller, fhir_json, parse_body};
 use crate::authz::{Action, Actor};
@@ -16,8 +16,6 @@ use serde_json::{Value, json};
 use tillit_core::{PersonId, PersonKind};
 use tillit_fhir::outcome::IssueType;
 use tillit_store::{SecurityEventKind, Withheld};
-
-const MIN_REASON: usize = 10;
 
 async fn change(
     state: &AppState,
@@ -61,24 +59,12 @@ async fn change(
     let tenant = &subject.principal.tenant.id;
     if withhold {
         let body = parse_body(state, headers, body)?;
-        let reason = parameter(&body, "reason")
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .unwrap_or("");
-        if reason.chars().count() < MIN_REASON {
-            return Err(FhirError::new(
-                400,
-                IssueType::Required,
-                format!(
-                    "state the legal reason for withholding (at least {MIN_REASON} characters)"
-                ),
-            ));
-        }
+        let reason = stated_reason(&body, "state the legal reason for withholding")?;
         let w = Withheld {
             resource_type: rt.to_string(),
             id: id.to_string(),
             patient,
-            reason: reason.to_string(),
+            reason,
             by: user.person.clone(),
             at: state.clock.now(),
         };
