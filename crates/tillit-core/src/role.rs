@@ -12,10 +12,13 @@ pub enum Role {
     TenantAdmin,
     /// A system integration (an EPJ, a lab system) the tenant has set up to exchange records.
     Integration,
+    /// Platform operator staff (the processor's side): only in the operator tenant, and no
+    /// access to any tenant's data without a tenant admin's time-limited support grant.
+    Operator,
 }
 
 impl Role {
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Physician,
         Role::Nurse,
         Role::CareAssistant,
@@ -23,6 +26,7 @@ impl Role {
         Role::SecurityOfficer,
         Role::TenantAdmin,
         Role::Integration,
+        Role::Operator,
     ];
 
     pub fn code(self) -> &'static str {
@@ -34,6 +38,7 @@ impl Role {
             Role::SecurityOfficer => "security_officer",
             Role::TenantAdmin => "tenant_admin",
             Role::Integration => "integration",
+            Role::Operator => "operator",
         }
     }
 

@@ -1,4 +1,5 @@
-//! Tenant administration over HTTP: the tenant's authorization policies.
+//! Tenant administration over HTTP: the tenant's authorization policies and platform
+//! operators' support access (`GET/POST /admin/support`, `DELETE /admin/support/{id}`).
 //! `GET /admin/policies` (tenant admins and security officers read them) and
 //! `PUT /admin/policies` (tenant admins replace them; validated against the schema first and
 //! refused with the validator's message otherwise).
@@ -100,4 +101,131 @@ pub async fn put_policies(
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn grant_json(g: &tillit_store::SupportGrant, now: time::OffsetDateTime) -> serde_json::Value {
+    let state = if g.revoked_at.is_some() {
+        "revoked"
+    } else if g.active_at(now) {
+        "active"
+    } else {
+        "expired"
+    };
+    json!({
+        "id": g.id,
+        "operator_user": g.operator.0,
+        "reason": g.reason,
+        "granted_by": g.granted_by.as_ref().map(|p| p.to_string()),
+        "from": crate::fhir::service::format_instant(g.period.start()),
+        "to": g.period.end().map(crate::fhir::service::format_instant),
+        "state": state,
+    })
+}
+
+/// `GET /admin/support`: every support grant of the tenant (admins and security officers).
+pub async fn get_support(
+    State(state): State<AppState>,
+    p: Principal,
+) -> AppResult<Json<serde_json::Value>> {
+    require(&p, &[Role::TenantAdmin, Role::SecurityOfficer])?;
+    let now = state.clock.now();
+    let grants = state.store.support_grants(&p.tenant.id).await?;
+    Ok(Json(json!({
+        "tenant": p.tenant.name,
+        "grants": grants.iter().map(|g| grant_json(g, now)).collect::<Vec<_>>(),
+    })))
+}
+
+/// `POST /admin/support` `{"operator": USERNAME, "minutes": N, "reason": "..."}`: a tenant
+/// admin lets a platform operator read the tenant's data for up to 24 hours.
+pub async fn post_support(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    p: Principal,
+    body: Bytes,
+) -> AppResult<Response> {
+    require(&p, &[Role::TenantAdmin])?;
+    p.check_csrf(headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))?;
+    let v: serde_json::Value = crate::api::parse_json(&headers, &body)?;
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::trim);
+    let operator = text("operator")
+        .and_then(|u| tillit_core::Username::parse(u).ok())
+        .ok_or_else(|| AppError::BadRequest("give \"operator\": the operator's username".into()))?;
+    let reason = text("reason")
+        .filter(|r| r.chars().count() >= 5)
+        .ok_or_else(|| AppError::BadRequest("give \"reason\": the support ticket".into()))?;
+    let minutes = v
+        .get("minutes")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(120);
+    if !(1..=1440).contains(&minutes) {
+        return Err(AppError::BadRequest(
+            "\"minutes\" must be from 1 to 1440".into(),
+        ));
+    }
+    let op = state
+        .store
+        .user_by_username(&operator)
+        .await?
+        .ok_or_else(|| AppError::BadRequest("no such platform operator".into()))?;
+    let now = state.clock.now();
+    let grant = tillit_store::SupportGrant {
+        id: tillit_core::PersonId::random().to_string(),
+        tenant: p.tenant.id.clone(),
+        operator: op.id.clone(),
+        reason: reason.to_string(),
+        granted_by: Some(p.user.person.clone()),
+        period: tillit_core::Period::new(now, Some(now + time::Duration::minutes(minutes)))
+            .map_err(|e| AppError::BadRequest(e.to_string()))?,
+        revoked_at: None,
+    };
+    state
+        .store
+        .add_support_grant(&grant, now)
+        .await
+        .map_err(|e| match e {
+            tillit_store::StoreError::NotFound(_) => {
+                AppError::BadRequest("no such platform operator".into())
+            }
+            other => other.into(),
+        })?;
+    security_event(
+        &state,
+        SecurityEventKind::AccessChanged,
+        true,
+        &format!("support grant {} for {minutes} min", grant.id),
+        Some(&p.user),
+        None,
+        &client,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(grant_json(&grant, now))).into_response())
+}
+
+/// `DELETE /admin/support/{id}`: ends a support grant now.
+pub async fn delete_support(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    p: Principal,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> AppResult<Response> {
+    require(&p, &[Role::TenantAdmin])?;
+    p.check_csrf(headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))?;
+    state
+        .store
+        .revoke_support_grant(&p.tenant.id, &id, state.clock.now())
+        .await?;
+    security_event(
+        &state,
+        SecurityEventKind::AccessChanged,
+        true,
+        &format!("support grant {id} revoked"),
+        Some(&p.user),
+        None,
+        &client,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

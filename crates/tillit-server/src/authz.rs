@@ -31,6 +31,9 @@ pub struct Subject {
     pub roles: Vec<Role>,
     /// Care relationships, blocks, grants, exclusions, consents and emergency windows.
     pub knowledge: Knowledge,
+    /// The support grant a platform operator works under (the subject's tenant is then the
+    /// grant's tenant).
+    pub support: Option<tillit_store::SupportGrant>,
     /// Records withheld from this patient or relative: (type, id).
     pub withheld: HashSet<(String, String)>,
     /// The moment the facts were loaded; every decision of the request is made at it.
@@ -55,6 +58,9 @@ pub enum SubjectError {
     /// Asked to act on behalf of someone without a current delegation.
     #[error("you have no current delegation to act on behalf of that person")]
     NoDelegation,
+    /// Asked for support access without an operator account or a current grant.
+    #[error("you have no current support access to that tenant; one of its admins must grant it")]
+    NoSupportAccess,
 }
 
 /// The store's rule in the engine's words.
@@ -174,6 +180,7 @@ impl Subject {
         Ok(Self {
             policies,
             principal: principal.clone(),
+            support: None,
             on_behalf_of: delegation,
             roles,
             knowledge,
@@ -181,6 +188,64 @@ impl Subject {
             at: now,
             decisions: Arc::default(),
         })
+    }
+
+    /// A platform operator reaching `tenant` under a support grant. Refused unless the caller
+    /// is an operator (the role, in the operator tenant) with a grant active now; the subject
+    /// then belongs to that tenant for this request, with no relationships of its own.
+    pub async fn load_support(
+        state: &AppState,
+        principal: &Principal,
+        tenant: &TenantId,
+    ) -> Result<Self, SubjectError> {
+        let now = state.clock.now();
+        let operator_tenant = state.store.operator_tenant().await?;
+        if !principal.roles.contains(&Role::Operator)
+            || operator_tenant.as_ref() != Some(&principal.tenant.id)
+        {
+            return Err(SubjectError::NoSupportAccess);
+        }
+        let grant = state
+            .store
+            .support_grants(tenant)
+            .await?
+            .into_iter()
+            .find(|g| g.operator == principal.user.id && g.active_at(now))
+            .ok_or(SubjectError::NoSupportAccess)?;
+        let target = state
+            .store
+            .tenant(tenant)
+            .await?
+            .ok_or(SubjectError::NoSupportAccess)?;
+        let mut acting = principal.clone();
+        acting.tenant = target;
+        let knowledge = Knowledge::new(
+            principal.user.person.as_str(),
+            "operator",
+            std::iter::empty(),
+            std::iter::empty(),
+        )
+        .with_support_access(true);
+        Ok(Self {
+            policies: tenant_policies(state, tenant).await?,
+            principal: acting,
+            support: Some(grant),
+            on_behalf_of: None,
+            roles: vec![Role::Operator],
+            knowledge,
+            withheld: HashSet::new(),
+            at: now,
+            decisions: Arc::default(),
+        })
+    }
+
+    /// The kind the decision sees: operators are never "staff" of a tenant.
+    fn kind(&self) -> &'static str {
+        if self.roles.contains(&Role::Operator) {
+            "operator"
+        } else {
+            self.principal.user.kind.code()
+        }
     }
 
     /// Patients the caller has an active care relationship with now.
@@ -421,13 +486,12 @@ fn decide_user(
             emergency_possible: false,
         });
     };
-    let user = &subject.principal.user;
     let principal = tillit_authz::Principal {
         // Acting on behalf of a colleague, the decision is the colleague's (with the
         // delegation's limits); the audit records both.
         id: subject.knowledge.person().to_string(),
         tenant: subject.principal.tenant.id.to_string(),
-        kind: user.kind.code().to_string(),
+        kind: subject.kind().to_string(),
         roles: subject.roles.iter().map(|r| r.code().to_string()).collect(),
     };
     let record = tillit_authz::Record {

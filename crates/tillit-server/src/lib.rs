@@ -77,6 +77,14 @@ pub fn router(state: AppState) -> Router {
             "/admin/policies",
             get(admin::get_policies).put(admin::put_policies),
         )
+        .route(
+            "/admin/support",
+            get(admin::get_support).post(admin::post_support),
+        )
+        .route(
+            "/admin/support/{id}",
+            axum::routing::delete(admin::delete_support),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

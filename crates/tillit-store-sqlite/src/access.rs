@@ -395,6 +395,136 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn set_operator_tenant_impl(&self, tenant: &TenantId) -> StoreResult<()> {
+        let tenant = tenant.clone();
+        self.write(move |tx| {
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT tenant_id FROM operator_tenant WHERE singleton = 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(driver)?;
+            match existing {
+                Some(t) if t == tenant.as_str() => Ok(()),
+                Some(_) => Err(StoreError::Conflict("an operator tenant".into())),
+                None => {
+                    tx.execute(
+                        "INSERT INTO operator_tenant (singleton, tenant_id) VALUES (1, ?1)",
+                        params![tenant.as_str()],
+                    )
+                    .map_err(|e| match driver(e) {
+                        StoreError::Conflict(_) => StoreError::NotFound("tenant"),
+                        other => other,
+                    })?;
+                    Ok(())
+                }
+            }
+        })
+        .await
+    }
+
+    pub(crate) async fn operator_tenant_impl(&self) -> StoreResult<Option<TenantId>> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT tenant_id FROM operator_tenant WHERE singleton = 1")
+                .map_err(driver)?
+                .query_row([], |r| tenant_id(r, 0))
+                .optional()
+                .map_err(driver)
+        })
+        .await
+    }
+
+    pub(crate) async fn add_support_grant_impl(
+        &self,
+        g: &SupportGrant,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let (g, cipher) = (g.clone(), self.cipher());
+        let Some(end) = g.period.end() else {
+            return Err(StoreError::Invalid("support access must end".into()));
+        };
+        self.write(move |tx| {
+            // The operator must be an operator: a user of the operator tenant with the role.
+            let ok: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM users u JOIN operator_tenant o ON o.tenant_id = u.tenant_id
+                                     JOIN role_assignments r ON r.tenant_id = u.tenant_id AND r.person_id = u.person_id AND r.role = 'operator'
+                                     WHERE u.id = ?1)",
+                    params![g.operator.0],
+                    |r| r.get(0),
+                )
+                .map_err(driver)?;
+            if !ok {
+                return Err(StoreError::NotFound("platform operator"));
+            }
+            let reason = cipher.seal(Some(&g.tenant), &format!("support-reason/{}", g.id), &g.reason)?;
+            tx.execute(
+                "INSERT INTO support_grants (id, tenant_id, operator_user_id, reason, granted_by, valid_from, valid_to, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![g.id, g.tenant.as_str(), g.operator.0, reason, g.granted_by.as_ref().map(|p| p.as_str()),
+                        ts(g.period.start()), ts(end), ts(at)],
+            )
+            .map_err(|e| match driver(e) {
+                StoreError::Conflict(_) => StoreError::NotFound("tenant"),
+                other => other,
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn support_grants_impl(
+        &self,
+        tenant: &TenantId,
+    ) -> StoreResult<Vec<SupportGrant>> {
+        let (tenant, cipher) = (tenant.clone(), self.cipher());
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached("SELECT id, tenant_id, operator_user_id, reason, granted_by, valid_from, valid_to, revoked_at FROM support_grants WHERE tenant_id = ?1 ORDER BY valid_from DESC, id")
+                .map_err(driver)?;
+            collect(
+                s.query_map(params![tenant.as_str()], |r| {
+                    let id: String = r.get(0)?;
+                    let reason = cipher
+                        .open(Some(&tenant), &format!("support-reason/{id}"), &r.get::<_, Vec<u8>>(3)?)
+                        .map_err(cipher_err)?;
+                    Ok(SupportGrant {
+                        id,
+                        tenant: tenant_id(r, 1)?,
+                        operator: UserId(r.get(2)?),
+                        reason,
+                        granted_by: r.get::<_, Option<String>>(4)?.map(PersonId::parse).transpose().map_err(bad)?,
+                        period: period(r, 5, 6)?,
+                        revoked_at: r.get::<_, Option<i64>>(7)?.map(from_ts).transpose()?,
+                    })
+                })
+                .map_err(driver)?,
+            )
+        })
+        .await
+    }
+
+    pub(crate) async fn revoke_support_grant_impl(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE support_grants SET revoked_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND revoked_at IS NULL",
+                    params![tenant, id, ts(at)],
+                )
+                .map_err(driver)?;
+            expect_changed(n, "support grant")
+        })
+        .await
+    }
+
     pub(crate) async fn set_withheld_impl(
         &self,
         tenant: &TenantId,

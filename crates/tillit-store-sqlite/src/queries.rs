@@ -419,6 +419,31 @@ impl Store for SqliteStore {
         self.delegations_of_impl(tenant, delegate).await
     }
 
+    async fn set_operator_tenant(&self, tenant: &TenantId) -> StoreResult<()> {
+        self.set_operator_tenant_impl(tenant).await
+    }
+
+    async fn operator_tenant(&self) -> StoreResult<Option<TenantId>> {
+        self.operator_tenant_impl().await
+    }
+
+    async fn add_support_grant(&self, grant: &SupportGrant, at: OffsetDateTime) -> StoreResult<()> {
+        self.add_support_grant_impl(grant, at).await
+    }
+
+    async fn support_grants(&self, tenant: &TenantId) -> StoreResult<Vec<SupportGrant>> {
+        self.support_grants_impl(tenant).await
+    }
+
+    async fn revoke_support_grant(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        self.revoke_support_grant_impl(tenant, id, at).await
+    }
+
     async fn set_withheld(
         &self,
         tenant: &TenantId,
@@ -905,6 +930,21 @@ impl Store for SqliteStore {
                 None => return Err(StoreError::NotFound("person")),
                 Some("staff") => {}
                 Some(_) => return Err(StoreError::Invalid("roles can be assigned to staff only".into())),
+            }
+            // Operators belong to the platform's operator tenant, and only operators do.
+            let in_operator_tenant: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM operator_tenant WHERE tenant_id = ?1)",
+                    params![a.tenant.as_str()],
+                    |r| r.get(0),
+                )
+                .map_err(driver)?;
+            if (a.role == Role::Operator) != in_operator_tenant {
+                return Err(StoreError::Invalid(if in_operator_tenant {
+                    "the operator tenant has operators only".into()
+                } else {
+                    "the operator role exists only in the operator tenant".into()
+                }));
             }
             let id = new_id();
             tx.execute(

@@ -203,6 +203,19 @@ pub trait Store: Send + Sync + 'static {
         delegate: &PersonId,
     ) -> StoreResult<Vec<Delegation>>;
 
+    /// Marks `tenant` as the platform's own operator tenant (there is at most one).
+    async fn set_operator_tenant(&self, tenant: &TenantId) -> StoreResult<()>;
+    async fn operator_tenant(&self) -> StoreResult<Option<TenantId>>;
+    async fn add_support_grant(&self, grant: &SupportGrant, at: OffsetDateTime) -> StoreResult<()>;
+    /// A tenant's support grants, newest first (revoked and expired ones too).
+    async fn support_grants(&self, tenant: &TenantId) -> StoreResult<Vec<SupportGrant>>;
+    async fn revoke_support_grant(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
+
     /// Withholds a record from the patient and relatives (`Some`), or releases it (`None`).
     async fn set_withheld(
         &self,

@@ -218,6 +218,25 @@ pub struct Delegation {
     pub period: Period,
 }
 
+/// Time-limited access for a platform operator to one tenant's data, granted by its admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupportGrant {
+    pub id: String,
+    pub tenant: TenantId,
+    /// The operator's user account (in the operator tenant).
+    pub operator: UserId,
+    pub reason: String,
+    pub granted_by: Option<PersonId>,
+    pub period: Period,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl SupportGrant {
+    pub fn active_at(&self, at: OffsetDateTime) -> bool {
+        self.period.contains(at) && self.revoked_at.is_none_or(|r| at < r)
+    }
+}
+
 /// A record withheld from the patient and relatives, with the clinician's reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Withheld {
@@ -285,6 +304,8 @@ pub enum SecurityEventKind {
     AccessChanged,
     /// A record was withheld from the patient, or released.
     RecordWithheld,
+    /// A platform operator used a support grant to reach a tenant's data.
+    SupportAccess,
 }
 
 impl SecurityEventKind {
@@ -304,6 +325,7 @@ impl SecurityEventKind {
             Self::SessionExpired => "session.expired",
             Self::AccessChanged => "access.changed",
             Self::RecordWithheld => "record.withheld",
+            Self::SupportAccess => "support.access",
         }
     }
 
@@ -323,6 +345,7 @@ impl SecurityEventKind {
             Self::SessionExpired,
             Self::AccessChanged,
             Self::RecordWithheld,
+            Self::SupportAccess,
         ]
         .into_iter()
         .find(|k| k.code() == code)

@@ -11,7 +11,7 @@ use tillit_core::{OrgUnitId, Period, PersonId, PersonKind, Role, TenantId, Usern
 use tillit_crypto::{TotpSecret, random_token, token_hash, totp_qr_svg};
 use tillit_store::{
     AccessParty, CareParty, Delegation, NewAccessRule, NewApiToken, NewCareRelationship,
-    NewOrgUnit, NewRoleAssignment, NewSecurityEvent, SecurityEventKind, Tenant,
+    NewOrgUnit, NewRoleAssignment, NewSecurityEvent, SecurityEventKind, SupportGrant, Tenant,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -51,6 +51,11 @@ pub enum AdminCommand {
     Access {
         #[command(subcommand)]
         command: AccessCommand,
+    },
+    /// Time-limited support access for platform operators, granted by the tenant.
+    Support {
+        #[command(subcommand)]
+        command: SupportCommand,
     },
     /// Staff acting on behalf of a colleague.
     Delegate {
@@ -108,6 +113,10 @@ pub enum TenantCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// The platform's own operator tenant (at most one): its staff are the operators,
+        /// who see no tenant's data without a support grant.
+        #[arg(long)]
+        operator: bool,
     },
     List,
     /// Shows the tenant's access settings, changing those given.
@@ -171,6 +180,36 @@ pub struct RuleArgs {
     from: Option<String>,
     #[arg(long)]
     to: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum SupportCommand {
+    /// Lets a platform operator read the tenant's data for a limited time (read only).
+    Grant {
+        #[arg(long)]
+        tenant: String,
+        /// The operator's username.
+        #[arg(long)]
+        operator: String,
+        /// How long, e.g. 30m, 2h (at most 24h).
+        #[arg(long, default_value = "2h")]
+        ttl: String,
+        /// Why (a support ticket); shown to the tenant's admins and security officers.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Every support grant of the tenant, with its state.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Ends a support grant now.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -541,13 +580,19 @@ pub async fn run(ctx: &Ctx, cmd: AdminCommand) -> Result<()> {
     let now = ctx.clock_now();
     match cmd {
         AdminCommand::Tenant {
-            command: TenantCommand::Create { name },
+            command: TenantCommand::Create { name, operator },
         } => {
             let name = name.trim();
             if name.is_empty() || name.len() > 200 {
                 bail!("invalid --name: must be 1 to 200 characters");
             }
+            if operator && ctx.store.operator_tenant().await?.is_some() {
+                bail!("there is already an operator tenant");
+            }
             let t = ctx.store.create_tenant(name, now).await?;
+            if operator {
+                ctx.store.set_operator_tenant(&t.id).await?;
+            }
             println!("{}", t.id);
         }
         AdminCommand::Tenant {
@@ -954,6 +999,84 @@ pub async fn run(ctx: &Ctx, cmd: AdminCommand) -> Result<()> {
             )
             .await?;
             println!("ended {id}");
+        }
+        AdminCommand::Support {
+            command:
+                SupportCommand::Grant {
+                    tenant: t,
+                    operator,
+                    ttl,
+                    reason,
+                },
+        } => {
+            let t = tenant(ctx, &t).await?;
+            let ttl = parse_ttl(&ttl)?;
+            if ttl > Duration::hours(24) {
+                bail!("support access lasts at most 24h");
+            }
+            if reason.trim().chars().count() < 5 {
+                bail!("give --reason (the support ticket)");
+            }
+            let op = user_by_name(ctx, &operator).await?;
+            let grant = SupportGrant {
+                id: PersonId::random().to_string(),
+                tenant: t.id.clone(),
+                operator: op.id.clone(),
+                reason: reason.trim().to_string(),
+                granted_by: None,
+                period: Period::new(now, Some(now + ttl))?,
+                revoked_at: None,
+            };
+            ctx.store.add_support_grant(&grant, now).await?;
+            tenant_event(
+                ctx,
+                &t,
+                SecurityEventKind::AccessChanged,
+                format!(
+                    "support grant {} to operator user {} until {}",
+                    grant.id,
+                    op.id.0,
+                    now + ttl
+                ),
+            )
+            .await?;
+            println!("{}", grant.id);
+        }
+        AdminCommand::Support {
+            command: SupportCommand::List { tenant: t },
+        } => {
+            let t = tenant(ctx, &t).await?;
+            for g in ctx.store.support_grants(&t.id).await? {
+                let state = if g.revoked_at.is_some() {
+                    "revoked"
+                } else if g.active_at(now) {
+                    "active"
+                } else {
+                    "expired"
+                };
+                println!(
+                    "{}\t{}\t{} – {}\t{}\t{state}",
+                    g.id,
+                    g.operator.0,
+                    g.period.start(),
+                    g.period.end().map(|e| e.to_string()).unwrap_or_default(),
+                    g.reason
+                );
+            }
+        }
+        AdminCommand::Support {
+            command: SupportCommand::Revoke { tenant: t, id },
+        } => {
+            let t = tenant(ctx, &t).await?;
+            ctx.store.revoke_support_grant(&t.id, &id, now).await?;
+            tenant_event(
+                ctx,
+                &t,
+                SecurityEventKind::AccessChanged,
+                format!("support grant {id} revoked"),
+            )
+            .await?;
+            println!("revoked {id}");
         }
         AdminCommand::Delegate {
             command:

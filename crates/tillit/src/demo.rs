@@ -23,6 +23,10 @@ use time::{Date, Duration};
 
 pub const NORDBY: &str = "Nordby kommune";
 pub const SORBY: &str = "Sørby sykehus";
+/// The platform's own organisation: its staff are operators, with no tenant data without a
+/// tenant admin's support grant.
+pub const OPERATOR_TENANT: &str = "Tillit drift";
+const OPERATOR: &str = "drift.olsen";
 
 struct DemoPatient {
     key: &'static str,
@@ -587,6 +591,46 @@ pub async fn seed(ctx: &Ctx) -> Result<()> {
         )
         .await?;
     }
+    // The platform operator: a staff member of the operator tenant with the operator role.
+    let ops = ctx.store.create_tenant(OPERATOR_TENANT, now).await?;
+    ctx.store.set_operator_tenant(&ops.id).await?;
+    let unit = uid(OPERATOR_TENANT, "Drift");
+    ctx.store
+        .create_org_unit(
+            &NewOrgUnit {
+                id: unit.clone(),
+                tenant: ops.id.clone(),
+                parent: None,
+                name: "Drift".into(),
+            },
+            now,
+        )
+        .await?;
+    let person = pid(OPERATOR_TENANT, OPERATOR);
+    people::create_staff(ctx, &ops.id, &person, "Ola Olsen (drift)", None).await?;
+    people::create_account(
+        ctx,
+        &NewAccount {
+            tenant: &ops.id,
+            person: &person,
+            username: Username::parse(OPERATOR)?,
+            password: demo_password(OPERATOR),
+            totp_secret: Some(demo_totp(OPERATOR)),
+        },
+    )
+    .await?;
+    ctx.store
+        .assign_role(
+            &NewRoleAssignment {
+                tenant: ops.id.clone(),
+                person,
+                role: Role::Operator,
+                org_unit: unit,
+                period: open,
+            },
+            now,
+        )
+        .await?;
     Ok(())
 }
 
@@ -695,6 +739,7 @@ pub async fn credentials(
     for s in NORDBY_STAFF.iter().chain(SORBY_STAFF) {
         seeded.insert(s.username, ());
     }
+    seeded.insert(OPERATOR, ());
     for (_, u) in PATIENT_LOGINS {
         seeded.insert(u, ());
     }

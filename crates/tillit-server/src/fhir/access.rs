@@ -246,6 +246,8 @@ fn practitioner_role(r: &Value, now: OffsetDateTime) -> Vec<DerivedRole> {
         .flat_map(|c| list(c, "coding"))
         .filter(|c| s(c, "system") == Some(ROLE_SYSTEM))
         .filter_map(|c| Role::parse(s(c, "code")?).ok())
+        // Operators are made by the platform, never by a tenant's record.
+        .filter(|role| *role != Role::Operator)
         .map(|role| DerivedRole {
             person: person.clone(),
             role,

@@ -136,10 +136,53 @@ pub(crate) async fn caller(
             })?)
         }
     };
+    // A platform operator working under a tenant admin's support grant names the tenant.
+    if let Some(v) = headers.get(SUPPORT_TENANT) {
+        let tenant = v
+            .to_str()
+            .ok()
+            .and_then(|t| tillit_core::TenantId::parse(t.trim()).ok())
+            .ok_or_else(|| {
+                FhirError::new(
+                    400,
+                    IssueType::Value,
+                    format!("{SUPPORT_TENANT} must be a tenant id"),
+                )
+            })?;
+        let subject = crate::authz::Subject::load_support(state, &principal, &tenant).await;
+        // Every use of support access is a security event of the tenant, granted or not.
+        let detail = match &subject {
+            Ok(s) => format!(
+                "support access under grant {} to tenant {tenant}",
+                s.support
+                    .as_ref()
+                    .map(|g| g.id.as_str())
+                    .unwrap_or_default()
+            ),
+            Err(_) => format!("support access refused to tenant {tenant}"),
+        };
+        let mut user = principal.user.clone();
+        user.tenant = tenant.clone();
+        session::security_event(
+            state,
+            tillit_store::SecurityEventKind::SupportAccess,
+            subject.is_ok(),
+            &detail,
+            Some(&user),
+            None,
+            client,
+        )
+        .await
+        .map_err(|e| FhirError::new(503, IssueType::Transient, e.to_string()))?;
+        return Ok(subject?);
+    }
     // The facts decisions need, loaded fresh for every request: a revoked relationship or a
     // new block takes effect on the next one.
     Ok(crate::authz::Subject::load_acting(state, &principal, on_behalf_of.as_ref()).await?)
 }
+
+/// The request header a platform operator names the tenant of a support grant with.
+pub const SUPPORT_TENANT: &str = "x-support-tenant";
 
 /// The request header naming the colleague a staff member acts on behalf of.
 pub const ON_BEHALF_OF: &str = "x-on-behalf-of";

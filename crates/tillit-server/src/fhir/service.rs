@@ -74,7 +74,7 @@ impl From<authz::SubjectError> for FhirError {
     fn from(e: authz::SubjectError) -> Self {
         match e {
             authz::SubjectError::Store(e) => e.into(),
-            authz::SubjectError::NoDelegation => {
+            authz::SubjectError::NoDelegation | authz::SubjectError::NoSupportAccess => {
                 FhirError::new(403, IssueType::Forbidden, e.to_string())
             }
         }

@@ -836,3 +836,159 @@ async fn tenant_admins_read_and_replace_policies_which_apply_on_the_next_request
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test]
+async fn operators_read_a_tenant_only_under_a_time_limited_support_grant() {
+    let app = spawn_demo();
+    let op = Fhir::new(&app, "drift.olsen");
+    let nordby = app.user("lege.lund")["tenant"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tenants = stdout(&app.admin(&["tenant", "list"]));
+    let tenant_id = |name: &str| {
+        tenants
+            .lines()
+            .find(|l| l.contains(name))
+            .and_then(|l| l.split('\t').next())
+            .unwrap()
+            .to_string()
+    };
+    let (nordby_id, sorby_id) = (tenant_id(&nordby), tenant_id("Sørby sykehus"));
+    let pid = patients_of(&app, "lege.lund")[0].clone();
+    let support = [("x-support-tenant", nordby_id.as_str())];
+    // No grant: nothing, in the tenant or through the header.
+    assert_eq!(op.get(&format!("/Patient/{pid}")).await.0, 404);
+    let (s, _, oo) = op
+        .send(
+            reqwest::Method::GET,
+            &format!("/Patient/{pid}"),
+            None,
+            &support,
+        )
+        .await;
+    assert_eq!(s, 403);
+    assert!(outcome(&oo).contains("no current support access"), "{oo}");
+    // Staff of a tenant cannot use the header at all.
+    let (s, _, _) = Fhir::new(&app, "lege.lund")
+        .send(
+            reqwest::Method::GET,
+            &format!("/Patient/{pid}"),
+            None,
+            &[("x-support-tenant", sorby_id.as_str())],
+        )
+        .await;
+    assert_eq!(s, 403);
+
+    // The tenant admin grants two hours over HTTP; the operator reads, but only reads.
+    let admin = app.user("admin.nilsen")["api_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app
+        .client
+        .post(app.url("/admin/support"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"operator": "drift.olsen", "minutes": 120, "reason": "Sak 4711: feil i import"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let grant: Value = r.json().await.unwrap();
+    let (s, _, p) = op
+        .send(
+            reqwest::Method::GET,
+            &format!("/Patient/{pid}"),
+            None,
+            &support,
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    let (s, _, b) = op
+        .send(
+            reqwest::Method::GET,
+            &format!("/Observation?patient={pid}&_summary=count"),
+            None,
+            &support,
+        )
+        .await;
+    assert_eq!((s, b["total"].as_u64()), (200, Some(17)));
+    let (s, _, _) = op
+        .send(
+            reqwest::Method::PUT,
+            &format!("/Patient/{pid}"),
+            Some(&p),
+            &support,
+        )
+        .await;
+    assert_eq!(s, 403);
+    // Another tenant stays closed, and a staff member cannot be granted support access.
+    let (s, _, _) = op
+        .send(
+            reqwest::Method::GET,
+            "/Patient",
+            None,
+            &[("x-support-tenant", sorby_id.as_str())],
+        )
+        .await;
+    assert_eq!(s, 403);
+    let r = app
+        .client
+        .post(app.url("/admin/support"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"operator": "lege.lund", "minutes": 60, "reason": "Sak 4712"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // The tenant sees the grant and every use; revoking ends access on the next request.
+    let listed: Value = app
+        .client
+        .get(app.url("/admin/support"))
+        .bearer_auth(app.user("sikkerhet.moe")["api_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["grants"][0]["state"], "active", "{listed}");
+    assert!(
+        events(&app.dir)
+            .iter()
+            .any(|e| e["kind"] == "support.access" && e["ok"] == true)
+    );
+    let r = app
+        .client
+        .delete(app.url(&format!("/admin/support/{}", grant["id"].as_str().unwrap())))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (s, _, _) = op
+        .send(
+            reqwest::Method::GET,
+            &format!("/Patient/{pid}"),
+            None,
+            &support,
+        )
+        .await;
+    assert_eq!(s, 403);
+    let listed = stdout(&app.admin(&["support", "list", "--tenant", &nordby]));
+    assert!(listed.contains("\trevoked"), "{listed}");
+    // The operator role cannot be given inside a customer tenant.
+    let out = app.admin(&[
+        "role",
+        "assign",
+        "--tenant",
+        &nordby,
+        "--person",
+        &person_of(&app, "lege.lund"),
+        "--role",
+        "operator",
+        "--unit",
+        "Legekontoret",
+    ]);
+    assert!(!out.status.success());
+}
