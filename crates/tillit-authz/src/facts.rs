@@ -166,6 +166,20 @@ impl Knowledge {
 
     /// The facts for a record of `patient` (None: outside any compartment) in `category`.
     pub fn facts(&self, patient: Option<&str>, category: &str, at: OffsetDateTime) -> Facts {
+        let emergency = patient.is_some_and(|p| self.emergency.contains(p));
+        self.facts_with_emergency(patient, category, at, emergency)
+    }
+
+    /// As [`Knowledge::facts`], with the emergency window for this patient decided by the
+    /// caller (a server that reuses a `Knowledge` across requests loads the windows, which
+    /// expire with time, on every request).
+    pub fn facts_with_emergency(
+        &self,
+        patient: Option<&str>,
+        category: &str,
+        at: OffsetDateTime,
+        emergency_open: bool,
+    ) -> Facts {
         let Some(patient) = patient else {
             return Facts {
                 no_patient: true,
@@ -194,7 +208,7 @@ impl Knowledge {
             care_relationship: staff && self.in_care(patient, category, at),
             own_record: self.kind == "patient" && patient == self.person,
             relative_categories,
-            emergency: staff && self.emergency.contains(patient),
+            emergency: staff && emergency_open,
             emergency_overrides_block: self.emergency_overrides_block,
             blocked: staff && self.any(patient, RuleKind::Block, category, at),
             excluded: self.any(patient, RuleKind::Exclusion, category, at),

@@ -29,13 +29,15 @@ pub struct Subject {
     pub on_behalf_of: Option<Delegation>,
     /// Roles in force for this request (the colleague's when acting on their behalf).
     pub roles: Vec<Role>,
-    /// Care relationships, blocks, grants, exclusions, consents and emergency windows.
-    pub knowledge: Knowledge,
+    /// Care relationships, blocks, grants, exclusions and consents.
+    pub knowledge: Arc<Knowledge>,
+    /// Patients with an emergency window open for the caller now.
+    pub emergency: HashSet<String>,
     /// The support grant a platform operator works under (the subject's tenant is then the
     /// grant's tenant).
     pub support: Option<tillit_store::SupportGrant>,
     /// Records withheld from this patient or relative: (type, id).
-    pub withheld: HashSet<(String, String)>,
+    pub withheld: Arc<HashSet<(String, String)>>,
     /// The moment the facts were loaded; every decision of the request is made at it.
     pub at: OffsetDateTime,
     /// Decisions made in this request (see [`authorize`]).
@@ -95,96 +97,59 @@ impl Subject {
         let user = &principal.user;
         let tenant = &user.tenant;
         let now = state.clock.now();
-        let settings = state.store.tenant_settings(tenant).await?;
-        let mut roles = principal.roles.clone();
-        let mut withheld = HashSet::new();
-        let mut delegation = None;
-        let knowledge = match user.kind {
-            PersonKind::Staff => {
-                // Whose relationships apply: the caller's, or the colleague's they act for.
-                let person = match on_behalf_of {
-                    None => user.person.clone(),
-                    Some(colleague) => {
-                        let d = state
-                            .store
-                            .delegations_of(tenant, &user.person)
-                            .await?
-                            .into_iter()
-                            .find(|d| &d.on_behalf_of == colleague && d.period.contains(now))
-                            .ok_or(SubjectError::NoDelegation)?;
-                        delegation = Some(d);
-                        colleague.clone()
-                    }
-                };
-                let assignments = state.store.role_assignments(tenant, &person).await?;
-                if delegation.is_some() {
-                    roles = active_roles(&assignments, now);
+        if on_behalf_of.is_some() && user.kind != PersonKind::Staff {
+            return Err(SubjectError::NoDelegation);
+        }
+        // What was loaded for this caller is reused while the tenant's access generation is
+        // unchanged (every change bumps it in its own transaction) and no role assignment or
+        // delegation has begun or ended since: the next request after a change loads afresh.
+        let generation = state.store.access_generation(tenant).await?;
+        let key = (tenant.clone(), user.person.clone(), on_behalf_of.cloned());
+        let cached = state
+            .access_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .filter(|c| c.generation == generation && c.valid_until.is_none_or(|v| now < v))
+            .cloned();
+        let loaded = match cached {
+            Some(c) => c,
+            None => {
+                let fresh =
+                    Arc::new(load_facts(state, principal, on_behalf_of, now, generation).await?);
+                let mut cache = state.access_cache.lock().unwrap_or_else(|e| e.into_inner());
+                if cache.len() >= ACCESS_CACHE_ENTRIES {
+                    cache.clear();
                 }
-                let units: Vec<OrgUnitId> = assignments
-                    .iter()
-                    .filter(|a| a.period.contains(now))
-                    .map(|a| a.org_unit.clone())
-                    .collect();
-                let rules = state
-                    .store
-                    .access_rules_concerning(tenant, &person, &units)
-                    .await?;
-                // Emergency windows are personal: never borrowed through a delegation.
-                let emergency = if delegation.is_none() {
-                    state.store.emergency_patients(tenant, &person, now).await?
-                } else {
-                    Vec::new()
-                };
-                Knowledge::new(
-                    person.as_str(),
-                    "staff",
-                    units.iter().map(|u| u.to_string()),
-                    rules.into_iter().map(to_engine),
-                )
-                .with_emergency(emergency.into_iter().map(|p| p.to_string()))
-                .with_emergency_overrides_block(settings.emergency_overrides_block)
-                .with_registration_only(delegation.as_ref().is_some_and(|d| d.registration_only))
+                cache.insert(key, fresh.clone());
+                fresh
             }
-            PersonKind::Relative | PersonKind::Patient => {
-                if on_behalf_of.is_some() {
-                    return Err(SubjectError::NoDelegation);
-                }
-                let rules = if user.kind == PersonKind::Relative {
-                    state
-                        .store
-                        .access_rules_concerning(tenant, &user.person, &[])
-                        .await?
-                } else {
-                    Vec::new()
-                };
-                let mut patients: Vec<PersonId> =
-                    rules.iter().map(|r| r.rule.patient.clone()).collect();
-                if user.kind == PersonKind::Patient {
-                    patients.push(user.person.clone());
-                }
-                patients.sort();
-                patients.dedup();
-                for p in &patients {
-                    for w in state.store.withheld_for_patient(tenant, p).await? {
-                        withheld.insert((w.resource_type, w.id));
-                    }
-                }
-                Knowledge::new(
-                    user.person.as_str(),
-                    user.kind.code(),
-                    std::iter::empty(),
-                    rules.into_iter().map(to_engine),
-                )
-            }
+        };
+        // Emergency windows expire with time and are personal (never borrowed through a
+        // delegation): loaded on every request.
+        let emergency = if user.kind == PersonKind::Staff && loaded.delegation.is_none() {
+            state
+                .store
+                .emergency_patients(tenant, &user.person, now)
+                .await?
+                .into_iter()
+                .map(|p| p.to_string())
+                .collect()
+        } else {
+            HashSet::new()
         };
         Ok(Self {
             policies,
             principal: principal.clone(),
             support: None,
-            on_behalf_of: delegation,
-            roles,
-            knowledge,
-            withheld,
+            on_behalf_of: loaded.delegation.clone(),
+            roles: loaded
+                .roles
+                .clone()
+                .unwrap_or_else(|| principal.roles.clone()),
+            knowledge: loaded.knowledge.clone(),
+            emergency,
+            withheld: loaded.withheld.clone(),
             at: now,
             decisions: Arc::default(),
         })
@@ -232,8 +197,9 @@ impl Subject {
             support: Some(grant),
             on_behalf_of: None,
             roles: vec![Role::Operator],
-            knowledge,
-            withheld: HashSet::new(),
+            knowledge: Arc::new(knowledge),
+            emergency: HashSet::new(),
+            withheld: Arc::default(),
             at: now,
             decisions: Arc::default(),
         })
@@ -252,6 +218,133 @@ impl Subject {
     pub fn patients_in_care(&self) -> Vec<String> {
         self.knowledge.patients_in_care(self.at)
     }
+}
+
+/// Callers' loaded facts kept by a server, at most this many (then started afresh).
+const ACCESS_CACHE_ENTRIES: usize = 4096;
+
+/// What [`Subject::load_acting`] loads from the store for a caller, reusable while the
+/// tenant's access generation stays the same and until `valid_until`.
+#[derive(Debug)]
+pub struct LoadedFacts {
+    generation: i64,
+    /// The next moment a role assignment or delegation begins or ends.
+    valid_until: Option<OffsetDateTime>,
+    knowledge: Arc<Knowledge>,
+    /// The colleague's roles when acting on their behalf.
+    roles: Option<Vec<Role>>,
+    delegation: Option<Delegation>,
+    withheld: Arc<HashSet<(String, String)>>,
+}
+
+/// Cache of [`LoadedFacts`] by (tenant, caller, on behalf of).
+pub type AccessCache = Mutex<HashMap<(TenantId, PersonId, Option<PersonId>), Arc<LoadedFacts>>>;
+
+fn next_boundary(
+    periods: impl Iterator<Item = tillit_core::Period>,
+    now: OffsetDateTime,
+) -> Option<OffsetDateTime> {
+    periods
+        .flat_map(|p| [Some(p.start()), p.end()])
+        .flatten()
+        .filter(|t| *t > now)
+        .min()
+}
+
+async fn load_facts(
+    state: &AppState,
+    principal: &Principal,
+    on_behalf_of: Option<&PersonId>,
+    now: OffsetDateTime,
+    generation: i64,
+) -> Result<LoadedFacts, SubjectError> {
+    let user = &principal.user;
+    let tenant = &user.tenant;
+    let settings = state.store.tenant_settings(tenant).await?;
+    let mut withheld = HashSet::new();
+    let mut delegation = None;
+    let mut roles = None;
+    let mut valid_until = None;
+    let knowledge = match user.kind {
+        PersonKind::Staff => {
+            // Whose relationships apply: the caller's, or the colleague's they act for.
+            let person = match on_behalf_of {
+                None => user.person.clone(),
+                Some(colleague) => {
+                    let all = state.store.delegations_of(tenant, &user.person).await?;
+                    let d = all
+                        .iter()
+                        .find(|d| &d.on_behalf_of == colleague && d.period.contains(now))
+                        .cloned()
+                        .ok_or(SubjectError::NoDelegation)?;
+                    valid_until = next_boundary(all.iter().map(|d| d.period), now);
+                    delegation = Some(d);
+                    colleague.clone()
+                }
+            };
+            let assignments = state.store.role_assignments(tenant, &person).await?;
+            if delegation.is_some() {
+                roles = Some(active_roles(&assignments, now));
+            }
+            valid_until = valid_until
+                .into_iter()
+                .chain(next_boundary(assignments.iter().map(|a| a.period), now))
+                .min();
+            let units: Vec<OrgUnitId> = assignments
+                .iter()
+                .filter(|a| a.period.contains(now))
+                .map(|a| a.org_unit.clone())
+                .collect();
+            let rules = state
+                .store
+                .access_rules_concerning(tenant, &person, &units)
+                .await?;
+            Knowledge::new(
+                person.as_str(),
+                "staff",
+                units.iter().map(|u| u.to_string()),
+                rules.into_iter().map(to_engine),
+            )
+            .with_emergency_overrides_block(settings.emergency_overrides_block)
+            .with_registration_only(delegation.as_ref().is_some_and(|d| d.registration_only))
+        }
+        PersonKind::Relative | PersonKind::Patient => {
+            let rules = if user.kind == PersonKind::Relative {
+                state
+                    .store
+                    .access_rules_concerning(tenant, &user.person, &[])
+                    .await?
+            } else {
+                Vec::new()
+            };
+            let mut patients: Vec<PersonId> =
+                rules.iter().map(|r| r.rule.patient.clone()).collect();
+            if user.kind == PersonKind::Patient {
+                patients.push(user.person.clone());
+            }
+            patients.sort();
+            patients.dedup();
+            for p in &patients {
+                for w in state.store.withheld_for_patient(tenant, p).await? {
+                    withheld.insert((w.resource_type, w.id));
+                }
+            }
+            Knowledge::new(
+                user.person.as_str(),
+                user.kind.code(),
+                std::iter::empty(),
+                rules.into_iter().map(to_engine),
+            )
+        }
+    };
+    Ok(LoadedFacts {
+        generation,
+        valid_until,
+        knowledge: Arc::new(knowledge),
+        roles,
+        delegation,
+        withheld: Arc::new(withheld),
+    })
 }
 
 /// Who acts: a logged-in user, or Tillit itself on an operator's command (import, seeding).
@@ -500,9 +593,15 @@ fn decide_user(
         category: target.category.code().to_string(),
         withheld,
     };
-    let facts = subject
-        .knowledge
-        .facts(target.patient, target.category.code(), subject.at);
+    let emergency = target
+        .patient
+        .is_some_and(|p| subject.emergency.contains(p));
+    let facts = subject.knowledge.facts_with_emergency(
+        target.patient,
+        target.category.code(),
+        subject.at,
+        emergency,
+    );
     let policies = subject.policies.as_ref();
     let d = engine.decide(policies, &principal, action.engine(), &record, &facts);
     if d.permitted {

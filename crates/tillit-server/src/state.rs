@@ -24,6 +24,8 @@ pub struct AppState {
     /// How resources get their category (tenant rules go in front of the defaults).
     pub category_rules: Arc<Vec<Rule>>,
     pub json_limits: Limits,
+    /// Callers' access facts, reused while their tenant's access generation is unchanged.
+    pub access_cache: Arc<crate::authz::AccessCache>,
 }
 
 impl AppState {
@@ -57,6 +59,7 @@ impl AppState {
             keyring,
             category_rules: Arc::new(tillit_fhir::category::default_rules()),
             json_limits,
+            access_cache: Arc::default(),
         }
     }
 }

@@ -419,6 +419,19 @@ impl Store for SqliteStore {
         self.delegations_of_impl(tenant, delegate).await
     }
 
+    async fn access_generation(&self, tenant: &TenantId) -> StoreResult<i64> {
+        let tenant = tenant.clone();
+        self.read(move |c| {
+            c.prepare_cached("SELECT generation FROM access_generation WHERE tenant_id = ?1")
+                .map_err(driver)?
+                .query_row(params![tenant.as_str()], |r| r.get(0))
+                .optional()
+                .map(|g| g.unwrap_or(0))
+                .map_err(driver)
+        })
+        .await
+    }
+
     async fn set_operator_tenant(&self, tenant: &TenantId) -> StoreResult<()> {
         self.set_operator_tenant_impl(tenant).await
     }

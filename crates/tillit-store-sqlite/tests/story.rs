@@ -201,6 +201,10 @@ async fn story(store: Arc<dyn Store>) {
     assert_eq!(active_roles(&roles, now()), vec![Role::Nurse]);
     assert!(active_roles(&roles, datetime!(2027-01-01 0:00 UTC)).is_empty());
 
+    // Every change to what decisions read moves the tenant's access generation, and only
+    // that tenant's.
+    let before = store.access_generation(&t.id).await.unwrap();
+    let other_before = store.access_generation(&other.id).await.unwrap();
     store
         .add_care_relationship(
             &NewCareRelationship {
@@ -220,6 +224,23 @@ async fn story(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(active_patients(&rels, now()), vec![patient.id.clone()]);
+    let after_rel = store.access_generation(&t.id).await.unwrap();
+    assert!(after_rel > before);
+    store
+        .set_tenant_settings(&t.id, &TenantSettings::default(), now())
+        .await
+        .unwrap();
+    let after_settings = store.access_generation(&t.id).await.unwrap();
+    assert!(after_settings > after_rel);
+    store
+        .end_care_relationship(&t.id, &rels[0].id, now())
+        .await
+        .unwrap();
+    assert!(store.access_generation(&t.id).await.unwrap() > after_settings);
+    assert_eq!(
+        store.access_generation(&other.id).await.unwrap(),
+        other_before
+    );
     assert!(
         store
             .care_relationships_for_staff(&other.id, &nurse.id, std::slice::from_ref(&unit.id))

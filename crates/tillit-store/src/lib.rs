@@ -203,6 +203,11 @@ pub trait Store: Send + Sync + 'static {
         delegate: &PersonId,
     ) -> StoreResult<Vec<Delegation>>;
 
+    /// The tenant's access generation: changes whenever access rules, role assignments,
+    /// delegations, withheld records or access settings of the tenant change (in the same
+    /// transaction), so a caller's facts may be reused while it stays the same.
+    async fn access_generation(&self, tenant: &TenantId) -> StoreResult<i64>;
+
     /// Marks `tenant` as the platform's own operator tenant (there is at most one).
     async fn set_operator_tenant(&self, tenant: &TenantId) -> StoreResult<()>;
     async fn operator_tenant(&self) -> StoreResult<Option<TenantId>>;
