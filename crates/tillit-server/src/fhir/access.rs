@@ -383,4 +383,83 @@ mod tests {
         assert_eq!(d.roles.len(), 1);
         assert_eq!(d.roles[0].role, Role::Nurse);
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Arbitrary JSON with the keys derive looks at, so the interesting paths are hit.
+        fn value() -> impl Strategy<Value = Value> {
+            let key = prop_oneof![
+                Just("status"),
+                Just("subject"),
+                Just("patient"),
+                Just("period"),
+                Just("start"),
+                Just("end"),
+                Just("participant"),
+                Just("member"),
+                Just("reference"),
+                Just("provision"),
+                Just("type"),
+                Just("actor"),
+                Just("securityLabel"),
+                Just("system"),
+                Just("code"),
+                Just("extension"),
+                Just("url"),
+                Just("valueCode"),
+                Just("practitioner"),
+                Just("organization"),
+                Just("coding"),
+                Just("active"),
+                Just("careManager"),
+                Just("managingOrganization"),
+            ];
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                prop_oneof![
+                    Just("active".to_string()),
+                    Just("deny".to_string()),
+                    Just("permit".to_string()),
+                    Just("Patient/p1".to_string()),
+                    Just("Practitioner/00000000-0000-0000-0000-000000000001".to_string()),
+                    Just("Organization/u".to_string()),
+                    Just("RelatedPerson/r".to_string()),
+                    Just("2026-01-01".to_string()),
+                    Just("2026-13-45T99:00".to_string()),
+                    Just(CATEGORIES_EXT.to_string()),
+                    Just(ROLE_SYSTEM.to_string()),
+                    Just(category::SYSTEM.to_string()),
+                    Just("nurse".to_string()),
+                    "\\PC{0,12}",
+                ]
+                .prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 48, 6, move |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    proptest::collection::vec((key.clone(), inner), 0..6).prop_map(|kv| {
+                        Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+                    }),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn derive_never_panics_and_answers_only_for_rule_types(v in value(), t in 0usize..6) {
+                let rt = ["CareTeam", "EpisodeOfCare", "Consent", "PractitionerRole", "Observation", "Patient"][t];
+                let d = derive(rt, Some(&v), NOW);
+                prop_assert_eq!(d.is_some(), carries_rules(rt));
+                for r in d.unwrap_or_default().rules {
+                    // Every rule is about a patient and has a well-formed period.
+                    prop_assert!(r.period.end().is_none_or(|e| e > r.period.start()));
+                    prop_assert!(r.party != AccessParty::Everyone || r.kind == AccessKind::Block);
+                }
+            }
+        }
+    }
 }
