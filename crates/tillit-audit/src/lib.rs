@@ -5,6 +5,8 @@
 //! or reads a clock. A leaf commits to an event by its hash, so an event's payload can later
 //! be erased (retention, erasure) while the tree still verifies.
 
+pub mod checkpoint;
 pub mod merkle;
 
+pub use checkpoint::{Checkpoint, CheckpointError, CheckpointSigner, CheckpointVerifier};
 pub use merkle::{Hash, MerkleError};
