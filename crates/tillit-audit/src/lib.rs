@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod merkle;
+pub mod verify;
 
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointSigner, CheckpointVerifier};
 pub use merkle::{Hash, MerkleError};
