@@ -213,11 +213,6 @@ impl Subject {
             self.principal.user.kind.code()
         }
     }
-
-    /// Patients the caller has an active care relationship with now.
-    pub fn patients_in_care(&self) -> Vec<String> {
-        self.knowledge.patients_in_care(self.at)
-    }
 }
 
 /// Callers' loaded facts kept by a server, at most this many (then started afresh).

@@ -102,10 +102,7 @@ pub async fn withhold(
     Path((rt, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    match change(&state, &client, &headers, &rt, &id, &body, true).await {
-        Ok(v) => fhir_json(StatusCode::OK, &v),
-        Err(e) => e.into_response(),
-    }
+    respond(change(&state, &client, &headers, &rt, &id, &body, true).await)
 }
 
 pub async fn release(
@@ -115,7 +112,11 @@ pub async fn release(
     Path((rt, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    match change(&state, &client, &headers, &rt, &id, &body, false).await {
+    respond(change(&state, &client, &headers, &rt, &id, &body, false).await)
+}
+
+fn respond(result: FhirResult<Value>) -> Response {
+    match result {
         Ok(v) => fhir_json(StatusCode::OK, &v),
         Err(e) => e.into_response(),
     }
