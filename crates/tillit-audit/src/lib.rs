@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod merkle;
+pub mod tree;
 pub mod verify;
 
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointSigner, CheckpointVerifier};

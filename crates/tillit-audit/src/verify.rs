@@ -48,16 +48,58 @@ impl CompactRange {
     }
 
     pub fn push(&mut self, leaf: Hash) {
+        self.push_reporting(leaf, &mut |_| {});
+    }
+
+    /// Appends a leaf and reports every perfect subtree of level one and up that it
+    /// completes (a store keeps those from some level up, to make proofs without the leaves).
+    pub fn push_reporting(&mut self, leaf: Hash, completed: &mut dyn FnMut(crate::tree::Node)) {
+        let index = self.size;
         let mut node = leaf;
         let mut size = self.size;
+        let mut level = 0u32;
         while size & 1 == 1 {
             if let Some(left) = self.nodes.pop() {
                 node = node_hash(&left, &node);
             }
             size >>= 1;
+            level += 1;
+            completed(crate::tree::Node {
+                level,
+                index: index >> level,
+                hash: node,
+            });
         }
         self.nodes.push(node);
         self.size += 1;
+    }
+
+    /// The range as bytes: the size (8 bytes, big-endian) and then the subtree roots.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + 32 * self.nodes.len());
+        out.extend_from_slice(&self.size.to_be_bytes());
+        for n in &self.nodes {
+            out.extend_from_slice(n);
+        }
+        out
+    }
+
+    /// Reads [`CompactRange::to_bytes`]; `None` when the bytes cannot be a range.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let (size, rest) = bytes.split_first_chunk::<8>()?;
+        let size = u64::from_be_bytes(*size);
+        if rest.len() != 32 * size.count_ones() as usize {
+            return None;
+        }
+        let nodes = rest
+            .chunks_exact(32)
+            .map(|c| {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(c);
+                h
+            })
+            .collect();
+        Some(Self { size, nodes })
     }
 
     /// The RFC 9162 root of the leaves pushed so far.
@@ -273,6 +315,28 @@ mod tests {
     fn run(entries: Vec<Entry>, cps: &[String]) -> Result<Verified, Problem> {
         let v = CheckpointVerifier::parse(&signer().verifier_key()).unwrap();
         verify_log(T, ORIGIN, entries, cps, &v, &mut |_| {})
+    }
+
+    #[test]
+    fn the_compact_range_reports_completed_subtrees_and_round_trips() {
+        let leaves: Vec<Hash> = (0..37u64).map(|i| merkle::leaf_hash(&i.to_be_bytes())).collect();
+        let mut r = CompactRange::default();
+        let mut nodes = Vec::new();
+        for l in &leaves {
+            r.push_reporting(*l, &mut |n| nodes.push(n));
+            let back = CompactRange::from_bytes(&r.to_bytes()).unwrap();
+            assert_eq!(back.root(), r.root());
+            assert_eq!(back.size(), r.size());
+        }
+        // 37 leaves complete 18 + 9 + 4 + 2 + 1 subtrees of levels 1 to 5.
+        assert_eq!(nodes.len(), 34);
+        for n in nodes {
+            let start = (n.index << n.level) as usize;
+            let end = ((n.index + 1) << n.level) as usize;
+            assert_eq!(n.hash, merkle::root(&leaves[start..end]), "{n:?}");
+        }
+        assert!(CompactRange::from_bytes(&[0; 7]).is_none());
+        assert!(CompactRange::from_bytes(&3u64.to_be_bytes()).is_none());
     }
 
     #[test]
