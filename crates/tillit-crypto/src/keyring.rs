@@ -383,6 +383,13 @@ impl Keyring {
     }
 
     /// A blind index across tenants (usernames are unique platform-wide).
+    /// A random 32-byte secret of the platform, wrapped by the KEK in the vault and made on
+    /// first use (`name` e.g. `audit-signing`, the seed of the checkpoint signing key). It
+    /// lives with the keys, never in the database.
+    pub fn platform_secret(&self, name: &str) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        self.key(&format!("platform/secret/{name}"), &self.kek.0, true)
+    }
+
     pub fn platform_index(&self, field: &str, value: &str) -> Result<[u8; 32], KeyError> {
         let key = self.key(PLATFORM_INDEX_KEY, &self.kek.0, true)?;
         Ok(hmac_index(&key, field, value))

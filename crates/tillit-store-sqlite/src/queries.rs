@@ -54,7 +54,7 @@ fn open_opt(
         .map_err(cipher_err)
 }
 
-fn seal_opt(
+pub(crate) fn seal_opt(
     c: &dyn FieldCipher,
     tenant: Option<&TenantId>,
     context: &str,
@@ -203,7 +203,7 @@ fn row_event(r: &Row<'_>, c: &dyn FieldCipher) -> rusqlite::Result<SecurityEvent
     })
 }
 
-fn insert_event(
+pub(crate) fn insert_event(
     tx: &rusqlite::Transaction<'_>,
     e: &NewSecurityEvent,
     username: Option<Vec<u8>>,

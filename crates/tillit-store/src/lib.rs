@@ -10,8 +10,10 @@ pub use tillit_core::AccessKind;
 use tillit_core::{OrgUnitId, PersonId, PersonKind, Role, TenantId, Username};
 use time::OffsetDateTime;
 
+mod audit;
 mod records;
 mod resources;
+pub use audit::*;
 pub use records::*;
 pub use resources::*;
 
@@ -80,7 +82,7 @@ impl FieldCipher for KeyringCipher {
 /// Everything Tillit persists, behind one trait so a second engine can follow without touching
 /// callers. Methods are grouped by the capability that owns them.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AuditStore + Send + Sync + 'static {
     /// Cheap round trip to prove the store answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
 
