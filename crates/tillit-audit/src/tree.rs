@@ -41,10 +41,18 @@ pub fn inclusion_proof<H: RangeHasher>(
     while end - start > 1 {
         let k = split(end - start);
         if m < k {
-            out.push(source.range_hash(start + k, end).map_err(ProofError::Source)?);
+            out.push(
+                source
+                    .range_hash(start + k, end)
+                    .map_err(ProofError::Source)?,
+            );
             end = start + k;
         } else {
-            out.push(source.range_hash(start, start + k).map_err(ProofError::Source)?);
+            out.push(
+                source
+                    .range_hash(start, start + k)
+                    .map_err(ProofError::Source)?,
+            );
             start += k;
             m -= k;
         }
@@ -83,10 +91,18 @@ pub fn consistency_proof<H: RangeHasher>(
         }
         let k = split(n);
         if m <= k {
-            out.push(source.range_hash(start + k, end).map_err(ProofError::Source)?);
+            out.push(
+                source
+                    .range_hash(start + k, end)
+                    .map_err(ProofError::Source)?,
+            );
             end = start + k;
         } else {
-            out.push(source.range_hash(start, start + k).map_err(ProofError::Source)?);
+            out.push(
+                source
+                    .range_hash(start, start + k)
+                    .map_err(ProofError::Source)?,
+            );
             start += k;
             m -= k;
             complete = false;
@@ -109,9 +125,15 @@ pub struct Node {
 pub struct Leaves<'a>(pub &'a [Hash]);
 
 impl RangeHasher for Leaves<'_> {
-    type Error = std::convert::Infallible;
+    type Error = MerkleError;
     fn range_hash(&mut self, start: u64, end: u64) -> Result<Hash, Self::Error> {
-        Ok(crate::merkle::root(&self.0[start as usize..end as usize]))
+        self.0
+            .get(start as usize..end as usize)
+            .map(crate::merkle::root)
+            .ok_or(MerkleError::LeafOutOfRange {
+                index: end.saturating_sub(1),
+                size: self.0.len() as u64,
+            })
     }
 }
 

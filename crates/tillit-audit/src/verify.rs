@@ -319,7 +319,9 @@ mod tests {
 
     #[test]
     fn the_compact_range_reports_completed_subtrees_and_round_trips() {
-        let leaves: Vec<Hash> = (0..37u64).map(|i| merkle::leaf_hash(&i.to_be_bytes())).collect();
+        let leaves: Vec<Hash> = (0..37u64)
+            .map(|i| merkle::leaf_hash(&i.to_be_bytes()))
+            .collect();
         let mut r = CompactRange::default();
         let mut nodes = Vec::new();
         for l in &leaves {

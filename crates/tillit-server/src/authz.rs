@@ -497,6 +497,22 @@ async fn tenant_policies(
 }
 
 pub fn authorize(actor: Actor<'_>, action: Action, target: &Target<'_>) -> Result<Permit, Denial> {
+    let decided = decide(actor, action, target);
+    // Every decision, permitted or denied, becomes part of the request's audit events; a
+    // user's decision that cannot be recorded is a refusal.
+    if crate::audit::record(actor, action, target, &decided) {
+        decided
+    } else {
+        Err(Denial {
+            policy: "platform.audit-unavailable".into(),
+            reason: "the audit log is not available for this request, so nothing is accessed"
+                .into(),
+            emergency_possible: false,
+        })
+    }
+}
+
+fn decide(actor: Actor<'_>, action: Action, target: &Target<'_>) -> Result<Permit, Denial> {
     let subject = match actor {
         Actor::System { tenant, .. } => {
             return if tenant == target.tenant {

@@ -17,6 +17,27 @@ pub struct Config {
     pub session: SessionConfig,
     pub login: LoginConfig,
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// The name of the checkpoint signing key and the prefix of each tenant's log origin
+    /// (`<log_name>/<tenant id>`).
+    pub log_name: String,
+    /// Seconds between signed checkpoints of a log that has grown.
+    pub checkpoint_seconds: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            log_name: "tillit.localhost/audit".into(),
+            checkpoint_seconds: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +132,7 @@ impl Default for Config {
                 handshake_timeout_seconds: 10,
                 request_timeout_seconds: 60,
             },
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -171,6 +193,20 @@ impl Config {
             return bad(
                 "login.lockout_seconds",
                 "must be at least 1 and not above login.max_lockout_seconds",
+            );
+        }
+        if self.audit.checkpoint_seconds == 0 || self.audit.checkpoint_seconds > 86_400 {
+            return bad("audit.checkpoint_seconds", "must be between 1 and 86400");
+        }
+        if tillit_audit::CheckpointSigner::from_seed(
+            &self.audit.log_name,
+            &zeroize::Zeroizing::new([0; 32]),
+        )
+        .is_err()
+        {
+            return bad(
+                "audit.log_name",
+                "must be a key name without spaces or '+' (for example tillit.example.no/audit)",
             );
         }
         if self.limits.json_depth < 8 || self.limits.json_array_items < 100 {

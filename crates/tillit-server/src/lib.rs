@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod config;
@@ -21,7 +22,7 @@ pub mod tls;
 pub mod views;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -89,7 +90,21 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/static/tillit.css", get(views::stylesheet))
+        .route("/audit/key", get(audit::api::key))
+        .route(
+            "/audit/{tenant}/checkpoint",
+            get(audit::api::checkpoint).post(audit::api::sign_now),
+        )
+        .route(
+            "/audit/{tenant}/proof/inclusion",
+            get(audit::api::inclusion),
+        )
+        .route(
+            "/audit/{tenant}/proof/consistency",
+            get(audit::api::consistency),
+        )
         .merge(fhir::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), audit_layer))
         .fallback(views::not_found)
         .layer(middleware::from_fn(same_origin_guard))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -157,6 +172,38 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
                 .into_response();
             *r.status_mut() = s;
             r
+        }
+    }
+}
+
+/// Collects the request's audit events and appends them before the response leaves: if the
+/// log cannot be written, the response (and any data in it) is dropped for a 503.
+async fn audit_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let client = {
+        let (mut parts, body) = req.into_parts();
+        let client = session::Client::from_request_parts(&mut parts, &state)
+            .await
+            .unwrap_or_else(|e| match e {});
+        (client, Request::from_parts(parts, body))
+    };
+    let (client, req) = client;
+    let fhir_path = req.uri().path().starts_with("/fhir/");
+    let scope = audit::Scope::new(&client);
+    let resp = scope.run(next.run(req)).await;
+    match scope.flush(&state.audit).await {
+        Ok(()) => resp,
+        Err(e) => {
+            drop(resp);
+            if fhir_path {
+                fhir::service::FhirError::new(
+                    503,
+                    tillit_fhir::outcome::IssueType::Transient,
+                    "the audit log cannot be written, so nothing is returned; try again later",
+                )
+                .into_response()
+            } else {
+                AppError::Unavailable(e.to_string()).into_response()
+            }
         }
     }
 }

@@ -214,9 +214,12 @@ async fn principal_from_bearer(
         ip: Some(client.ip.to_string()),
         user_agent: client.user_agent.clone(),
     };
+    // Through the group commit with the request's other events: one sync serves many.
+    let mut batch = crate::audit::security_batch(event, Some(user.person.as_str()), None, None);
+    batch.token_uses.push((t.id.clone(), now));
     state
-        .store
-        .record_token_use(&t.id, &event)
+        .audit
+        .append(batch)
         .await
         .map_err(|e| AppError::Unavailable(format!("security event not recorded: {e}")))?;
     finish(state, user, AuthVia::Token { id: t.id }).await
@@ -299,6 +302,23 @@ pub async fn security_event(
     username: Option<&str>,
     client: &Client,
 ) -> Result<(), AppError> {
+    security_event_about(state, kind, ok, detail, user, username, client, None, None).await
+}
+
+/// A security event that concerns a patient (an emergency access), with its stated reason:
+/// the patient's access log shows it.
+#[allow(clippy::too_many_arguments)]
+pub async fn security_event_about(
+    state: &AppState,
+    kind: SecurityEventKind,
+    ok: bool,
+    detail: &str,
+    user: Option<&User>,
+    username: Option<&str>,
+    client: &Client,
+    patient: Option<&str>,
+    reason: Option<&str>,
+) -> Result<(), AppError> {
     let ev = NewSecurityEvent {
         at: state.clock.now(),
         tenant: user.map(|u| u.tenant.clone()),
@@ -312,9 +332,15 @@ pub async fn security_event(
         ip: Some(client.ip.to_string()),
         user_agent: client.user_agent.clone(),
     };
+    let person = user.map(|u| u.person.to_string());
     state
-        .store
-        .append_security_event(&ev)
+        .audit
+        .append(crate::audit::security_batch(
+            ev,
+            person.as_deref(),
+            patient,
+            reason,
+        ))
         .await
         .map(|_| ())
         .map_err(|e| AppError::Unavailable(format!("security event not recorded: {e}")))

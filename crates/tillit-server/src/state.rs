@@ -26,6 +26,8 @@ pub struct AppState {
     pub json_limits: Limits,
     /// Callers' access facts, reused while their tenant's access generation is unchanged.
     pub access_cache: Arc<crate::authz::AccessCache>,
+    /// The audit log's group commit.
+    pub audit: Arc<crate::audit::AuditLog>,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
             max_array: config.limits.json_array_items,
         };
         Self {
+            audit: Arc::new(crate::audit::AuditLog::new(store.clone())),
             store,
             clock,
             hasher,

@@ -94,7 +94,7 @@ impl RangeHasher for StoredTree<'_> {
 
     fn range_hash(&mut self, start: u64, end: u64) -> StoreResult<Hash> {
         let n = end - start;
-        if n.is_power_of_two() && n >= NODE_LEAVES && start % n == 0 {
+        if n.is_power_of_two() && n >= NODE_LEAVES && start.is_multiple_of(n) {
             let level = n.trailing_zeros();
             let stored: Option<Vec<u8>> = self
                 .conn
@@ -347,8 +347,7 @@ impl AuditStore for SqliteStore {
         self.read(move |c| {
             // Only the clauses asked for, so SQLite can pick the matching index; every value
             // is a bound parameter.
-            let mut sql =
-                String::from("SELECT seq, payload FROM audit_events WHERE tenant_id = ?");
+            let mut sql = String::from("SELECT seq, payload FROM audit_events WHERE tenant_id = ?");
             let mut args: Vec<rusqlite::types::Value> = vec![tenant.to_string().into()];
             let mut clause = |sql_part: &str, v: rusqlite::types::Value| {
                 sql.push_str(sql_part);

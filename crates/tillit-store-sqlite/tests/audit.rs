@@ -33,8 +33,8 @@ fn event(tenant: &TenantId, i: u64) -> NewAuditEvent {
     NewAuditEvent {
         at: datetime!(2026-11-22 10:00 UTC) + time::Duration::seconds(i as i64),
         tenant: tenant.to_string(),
-        action: if i % 3 == 0 { "search" } else { "read" }.into(),
-        outcome: if i % 5 == 0 {
+        action: if i.is_multiple_of(3) { "search" } else { "read" }.into(),
+        outcome: if i.is_multiple_of(5) {
             AuditOutcome::Denied
         } else {
             AuditOutcome::Success
@@ -62,8 +62,14 @@ fn event(tenant: &TenantId, i: u64) -> NewAuditEvent {
 async fn events_get_sequence_numbers_and_a_tree_with_proofs() {
     let dir = tempdir();
     let store = open(&dir.join("tillit.db"));
-    let a = store.create_tenant("A", datetime!(2026-11-22 9:00 UTC)).await.unwrap();
-    let b = store.create_tenant("B", datetime!(2026-11-22 9:00 UTC)).await.unwrap();
+    let a = store
+        .create_tenant("A", datetime!(2026-11-22 9:00 UTC))
+        .await
+        .unwrap();
+    let b = store
+        .create_tenant("B", datetime!(2026-11-22 9:00 UTC))
+        .await
+        .unwrap();
     // 700 entries (past two stored 256-leaf subtrees) for A in batches; a few for B between.
     let n = 700u64;
     let mut i = 0;
@@ -97,8 +103,14 @@ async fn events_get_sequence_numbers_and_a_tree_with_proofs() {
         let root = store.audit_root(&a.id, size).await.unwrap();
         assert_eq!(root, merkle::root(&leaves[..size as usize]), "size {size}");
         for leaf in [0, size / 2, size - 1] {
-            let p = store.audit_inclusion_proof(&a.id, leaf, size).await.unwrap();
-            assert_eq!(p, merkle::inclusion_proof(&leaves[..size as usize], leaf).unwrap());
+            let p = store
+                .audit_inclusion_proof(&a.id, leaf, size)
+                .await
+                .unwrap();
+            assert_eq!(
+                p,
+                merkle::inclusion_proof(&leaves[..size as usize], leaf).unwrap()
+            );
             merkle::verify_inclusion(leaf, size, &leaves[leaf as usize], &p, &root).unwrap();
         }
         for from in [1, size / 3, size] {
@@ -132,7 +144,10 @@ async fn events_get_sequence_numbers_and_a_tree_with_proofs() {
     };
     let page = store.audit_search(&a.id, &f).await.unwrap();
     assert_eq!(page.len(), 5);
-    assert!(page.iter().all(|e| e.event.patient.as_deref() == Some("patient-3")));
+    assert!(
+        page.iter()
+            .all(|e| e.event.patient.as_deref() == Some("patient-3"))
+    );
     assert!(page.windows(2).all(|w| w[0].seq > w[1].seq));
     let next = store
         .audit_search(
@@ -157,7 +172,10 @@ async fn events_get_sequence_numbers_and_a_tree_with_proofs() {
         )
         .await
         .unwrap();
-    assert_eq!(denied.len(), (0..n).filter(|i| i % 5 == 0 && i % 4 == 0).count());
+    assert_eq!(
+        denied.len(),
+        (0..n).filter(|i| i % 5 == 0 && i % 4 == 0).count()
+    );
     // Another tenant's search never sees A's events.
     let none = store
         .audit_search(
@@ -188,7 +206,12 @@ async fn events_get_sequence_numbers_and_a_tree_with_proofs() {
     }
     assert_eq!(store.audit_checkpoints(&a.id).await.unwrap().len(), 2);
     assert_eq!(
-        store.latest_audit_checkpoint(&a.id).await.unwrap().unwrap().size,
+        store
+            .latest_audit_checkpoint(&a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .size,
         700
     );
 

@@ -497,18 +497,20 @@ async fn tenant_event(
     kind: SecurityEventKind,
     detail: String,
 ) -> Result<()> {
+    let ev = NewSecurityEvent {
+        at: ctx.clock_now(),
+        tenant: Some(tenant.id.clone()),
+        user: None,
+        username: None,
+        kind,
+        outcome_ok: true,
+        detail,
+        ip: None,
+        user_agent: Some("tillit admin (CLI)".into()),
+    };
+    // Into the tenant's audit log as well as the security events.
     ctx.store
-        .append_security_event(&NewSecurityEvent {
-            at: ctx.clock_now(),
-            tenant: Some(tenant.id.clone()),
-            user: None,
-            username: None,
-            kind,
-            outcome_ok: true,
-            detail,
-            ip: None,
-            user_agent: Some("tillit admin (CLI)".into()),
-        })
+        .append_audit(tillit_server::audit::security_batch(ev, None, None, None))
         .await?;
     Ok(())
 }
@@ -560,18 +562,24 @@ async fn admin_event(
     user: &tillit_store::User,
     detail: String,
 ) -> Result<()> {
+    let ev = NewSecurityEvent {
+        at: ctx.clock_now(),
+        tenant: Some(user.tenant.clone()),
+        user: Some(user.id.clone()),
+        username: Some(user.username.to_string()),
+        kind,
+        outcome_ok: true,
+        detail,
+        ip: None,
+        user_agent: Some("tillit admin (CLI)".into()),
+    };
     ctx.store
-        .append_security_event(&NewSecurityEvent {
-            at: ctx.clock_now(),
-            tenant: Some(user.tenant.clone()),
-            user: Some(user.id.clone()),
-            username: Some(user.username.to_string()),
-            kind,
-            outcome_ok: true,
-            detail,
-            ip: None,
-            user_agent: Some("tillit admin (CLI)".into()),
-        })
+        .append_audit(tillit_server::audit::security_batch(
+            ev,
+            Some(user.person.as_str()),
+            None,
+            None,
+        ))
         .await?;
     Ok(())
 }

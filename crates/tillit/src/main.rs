@@ -307,6 +307,7 @@ async fn serve(config: Config, demo_tls: Option<certs::DemoTls>) -> Result<()> {
         config.clone(),
     );
     spawn_session_sweeper(&state);
+    tillit_server::audit::checkpoints::spawn_cadence(&state);
     let app = tillit_server::router(state.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(redirect) = redirect {

@@ -574,6 +574,8 @@ async fn transaction(fhir: &Fhir<'_>, entries: Vec<Entry>, base: &str) -> FhirRe
     }
 
     // 3. All or nothing.
+    // The decisions behind this write are durable before it commits.
+    crate::audit::flush(fhir.state).await?;
     fhir.state
         .store
         .write_resources(fhir.tenant(), writes)

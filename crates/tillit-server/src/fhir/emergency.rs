@@ -4,7 +4,7 @@
 
 use super::service::{FhirError, FhirResult, format_instant};
 use super::{caller, fhir_json, parse_body};
-use crate::session::{Client, security_event};
+use crate::session::{Client, security_event_about};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -100,8 +100,8 @@ async fn open(
         expires_at: now + Duration::minutes(minutes),
         review: "open".into(),
     };
-    state.store.open_emergency_access(&access).await?;
-    security_event(
+    // Logged before the window opens: an emergency access is never open without its event.
+    security_event_about(
         state,
         SecurityEventKind::EmergencyAccessOpened,
         true,
@@ -112,9 +112,12 @@ async fn open(
         Some(user),
         None,
         client,
+        Some(patient.as_str()),
+        Some(reason),
     )
     .await
     .map_err(|e| FhirError::new(503, IssueType::Transient, e.to_string()))?;
+    state.store.open_emergency_access(&access).await?;
     Ok(json!({
         "resourceType": "Parameters",
         "parameter": [

@@ -373,6 +373,8 @@ pub async fn create_resource(
         key_scope: write.key_scope,
         body: None,
     };
+    // The decisions behind this write are durable before it commits.
+    crate::audit::flush(fhir.state).await?;
     fhir.state
         .store
         .write_resources(fhir.tenant(), vec![write])
@@ -478,6 +480,8 @@ pub async fn update_resource(
         key_scope: write.key_scope,
         body: None,
     };
+    // The decisions behind this write are durable before it commits.
+    crate::audit::flush(fhir.state).await?;
     fhir.state
         .store
         .write_resources(fhir.tenant(), vec![write])
@@ -545,6 +549,8 @@ pub async fn delete_resource(fhir: &Fhir<'_>, rt: &str, id: &str) -> FhirResult<
         return Ok(StatusCode::NO_CONTENT);
     }
     let write = fhir.prepare_delete(&current)?;
+    // The decisions behind this write are durable before it commits.
+    crate::audit::flush(fhir.state).await?;
     fhir.state
         .store
         .write_resources(fhir.tenant(), vec![write])

@@ -70,6 +70,17 @@ impl From<StoreError> for FhirError {
     }
 }
 
+impl From<crate::audit::AuditUnavailable> for FhirError {
+    fn from(e: crate::audit::AuditUnavailable) -> Self {
+        tracing::error!(error = %e, "audit log unavailable");
+        FhirError::new(
+            503,
+            IssueType::Transient,
+            "the audit log cannot be written, so nothing was done; try again later",
+        )
+    }
+}
+
 impl From<authz::SubjectError> for FhirError {
     fn from(e: authz::SubjectError) -> Self {
         match e {
