@@ -33,7 +33,12 @@ fn event(tenant: &TenantId, i: u64) -> NewAuditEvent {
     NewAuditEvent {
         at: datetime!(2026-11-22 10:00 UTC) + time::Duration::seconds(i as i64),
         tenant: tenant.to_string(),
-        action: if i.is_multiple_of(3) { "search" } else { "read" }.into(),
+        action: if i.is_multiple_of(3) {
+            "search"
+        } else {
+            "read"
+        }
+        .into(),
         outcome: if i.is_multiple_of(5) {
             AuditOutcome::Denied
         } else {
