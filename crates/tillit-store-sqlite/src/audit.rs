@@ -374,11 +374,15 @@ impl AuditStore for SqliteStore {
             if let Some(b) = f.before {
                 clause(" AND seq < ?", seq_i64(b)?.into());
             }
-            if let Some(a) = f.after {
-                clause(" AND seq > ?", seq_i64(a)?.into());
+            if let Some(a) = f.from_seq {
+                clause(" AND seq >= ?", seq_i64(a)?.into());
             }
             sql.push_str(" AND payload IS NOT NULL ORDER BY seq");
-            sql.push_str(if f.after.is_some() { " ASC" } else { " DESC" });
+            sql.push_str(if f.from_seq.is_some() {
+                " ASC"
+            } else {
+                " DESC"
+            });
             sql.push_str(" LIMIT ?");
             args.push(i64::from(f.limit.clamp(1, 10_000)).into());
             let mut s = c.prepare_cached(&sql).map_err(driver)?;

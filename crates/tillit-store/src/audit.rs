@@ -183,8 +183,8 @@ pub struct AuditFilter {
     pub to: Option<OffsetDateTime>,
     /// Only events with a sequence number below this.
     pub before: Option<u64>,
-    /// Only events with a sequence number above this (reading forwards).
-    pub after: Option<u64>,
+    /// Only events from this sequence number on, oldest first (reading forwards).
+    pub from_seq: Option<u64>,
     pub limit: u32,
 }
 
@@ -203,7 +203,7 @@ pub trait AuditStore: Send + Sync + 'static {
         after_id: i64,
         limit: u32,
     ) -> StoreResult<Vec<AuditEntry>>;
-    /// Events matching `filter`, newest first (oldest first when `filter.after` is set).
+    /// Events matching `filter`, newest first (oldest first when `filter.from_seq` is set).
     /// Events whose payload was erased are left out.
     async fn audit_search(
         &self,

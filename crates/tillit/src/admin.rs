@@ -438,7 +438,7 @@ fn period(ctx: &Ctx, from: Option<&str>, to: Option<&str>) -> Result<Period> {
     Ok(Period::new(start, end)?)
 }
 
-async fn tenant(ctx: &Ctx, name_or_id: &str) -> Result<Tenant> {
+pub async fn tenant(ctx: &Ctx, name_or_id: &str) -> Result<Tenant> {
     if let Some(t) = ctx.store.tenant_by_name(name_or_id).await? {
         return Ok(t);
     }

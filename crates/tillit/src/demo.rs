@@ -716,6 +716,8 @@ pub struct DemoUser {
     pub kind: &'static str,
     pub roles: Vec<&'static str>,
     pub tenant: String,
+    /// The tenant's id (the audit log's endpoints are under `/audit/{tenant id}`).
+    pub tenant_id: String,
     pub api_token: String,
     pub person_id: String,
     pub patients: Vec<String>,
@@ -820,6 +822,7 @@ pub async fn credentials(
                 kind: user.kind.code(),
                 roles,
                 tenant: tenant.name.clone(),
+                tenant_id: tenant.id.to_string(),
                 api_token: token.expose().to_string(),
                 person_id: user.person.to_string(),
                 patients,

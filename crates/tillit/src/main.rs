@@ -4,6 +4,7 @@
 //! Errors end the process with a non-zero exit and a one-line reason on stderr.
 
 mod admin;
+mod audit;
 mod certs;
 mod demo;
 mod demo_records;
@@ -71,6 +72,11 @@ enum Command {
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// Verify or export the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Manage tenants, org units, people, roles, care relationships and API tokens.
     Admin {
         #[arg(long, value_name = "DIR", default_value = "tillit-data", global = true)]
@@ -87,6 +93,48 @@ enum KeysCommand {
     Rotate {
         #[arg(long, value_name = "DIR", default_value = "tillit-data")]
         data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute every tenant's tree, check every checkpoint's signature and root, and exit
+    /// non-zero naming the first bad sequence number.
+    Verify {
+        #[arg(long, value_name = "DIR", default_value = "tillit-data")]
+        data_dir: PathBuf,
+        /// The server's configuration (for `audit.log_name`); the default name otherwise.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Only this tenant (name or id).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Write the events of a period as JSON lines or RFC 5424 syslog, to a file, standard
+    /// output, or a syslog receiver over TLS.
+    Export {
+        #[arg(long, value_name = "DIR", default_value = "tillit-data")]
+        data_dir: PathBuf,
+        /// Only this tenant (name or id); all tenants otherwise.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// From this date or RFC 3339 time (inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// Up to this date or RFC 3339 time (exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: audit::Format,
+        /// Write to this file (replaced only once the export is complete).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Send RFC 5424 messages to a syslog receiver over TLS (RFC 5425), HOST:PORT.
+        #[arg(long, value_name = "HOST:PORT")]
+        syslog_tls: Option<String>,
+        /// PEM certificate(s) to check the syslog receiver's certificate against.
+        #[arg(long, value_name = "FILE")]
+        syslog_ca: Option<PathBuf>,
     },
 }
 
@@ -216,6 +264,46 @@ async fn run(cli: Cli) -> Result<()> {
             config.tls.cert = tls.server_cert.clone();
             config.tls.key = tls.server_key.clone();
             serve(config, Some(tls)).await
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    data_dir,
+                    config,
+                    tenant,
+                },
+        } => {
+            let log_name = Config::load(config.as_deref())?.audit.log_name;
+            let ctx = Ctx::open(&data_dir)?;
+            audit::verify(&ctx, &log_name, tenant.as_deref()).await
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    data_dir,
+                    tenant,
+                    from,
+                    to,
+                    format,
+                    out,
+                    syslog_tls,
+                    syslog_ca,
+                },
+        } => {
+            let ctx = Ctx::open(&data_dir)?;
+            audit::export(
+                &ctx,
+                audit::ExportArgs {
+                    tenant: tenant.as_deref(),
+                    from: from.as_deref(),
+                    to: to.as_deref(),
+                    format,
+                    out: out.as_deref(),
+                    syslog_tls: syslog_tls.as_deref(),
+                    syslog_ca: syslog_ca.as_deref(),
+                },
+            )
+            .await
         }
         Command::Policy {
             command: PolicyCommand::Check { file },

@@ -11,6 +11,7 @@ mod helpers;
 
 mod access;
 mod admin_cli;
+mod audit;
 mod auth;
 mod demo;
 mod edge;

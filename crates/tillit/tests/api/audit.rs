@@ -1,0 +1,409 @@
+//! The audit log end to end: events for reads and searches, signed checkpoints and proofs
+//! checked by the client, `tillit audit verify` on intact and tampered copies, and a
+//! request that fails closed when the log cannot be written.
+
+use crate::fhir::Fhir;
+use crate::helpers::*;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+use std::path::Path;
+use tillit_audit::merkle::{self, Hash};
+use tillit_audit::{Checkpoint, CheckpointVerifier};
+
+fn tenant_of(app: &TestApp, user: &str) -> String {
+    app.user(user)["tenant_id"].as_str().unwrap().to_string()
+}
+
+fn hash(v: &Value) -> Hash {
+    B64.decode(v.as_str().unwrap()).unwrap().try_into().unwrap()
+}
+
+fn hashes(v: &Value) -> Vec<Hash> {
+    v.as_array().unwrap().iter().map(hash).collect()
+}
+
+async fn text(app: &TestApp, path: &str) -> (u16, String) {
+    let r = app.client.get(app.url(path)).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn json_at(app: &TestApp, path: &str) -> (u16, Value) {
+    let r = app.client.get(app.url(path)).send().await.unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap())
+}
+
+/// The latest checkpoint, verified with the published key.
+async fn checkpoint(app: &TestApp, tenant: &str) -> Checkpoint {
+    let (s, key) = text(app, "/audit/key").await;
+    assert_eq!(s, 200);
+    let verifier = CheckpointVerifier::parse(key.trim()).unwrap();
+    let (s, note) = text(app, &format!("/audit/{tenant}/checkpoint")).await;
+    assert_eq!(s, 200, "{note}");
+    let cp = verifier.verify(&note).unwrap();
+    assert_eq!(cp.origin, format!("tillit.localhost/audit/{tenant}"));
+    cp
+}
+
+fn verify_cli(dir: &Path) -> (bool, String) {
+    let o = std::process::Command::new(BIN)
+        .args(["audit", "verify", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+fn db(dir: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(dir.join("tillit.db")).unwrap();
+    c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    c
+}
+
+#[tokio::test]
+async fn reads_are_logged_and_checkpoints_and_proofs_verify() {
+    let app = spawn_demo();
+    let tenant = tenant_of(&app, "lege.lund");
+    let lege = Fhir::new(&app, "lege.lund");
+    let patient = app.user("lege.lund")["patients"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _) = lege.get(&format!("/Patient/{patient}")).await;
+    assert_eq!(s, 200);
+    let (s, _) = lege.get(&format!("/Observation?patient={patient}")).await;
+    assert_eq!(s, 200);
+
+    let first = checkpoint(&app, &tenant).await;
+    assert!(
+        first.size >= 3,
+        "token uses, a read and a search: {}",
+        first.size
+    );
+    // The newest leaf is in the tree the checkpoint signs.
+    let leaf = first.size - 1;
+    let (s, p) = json_at(
+        &app,
+        &format!(
+            "/audit/{tenant}/proof/inclusion?leaf={leaf}&size={}",
+            first.size
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{p}");
+    merkle::verify_inclusion(
+        leaf,
+        first.size,
+        &hash(&p["leaf_hash"]),
+        &hashes(&p["hashes"]),
+        &first.root,
+    )
+    .unwrap();
+
+    // More reads; the next checkpoint extends the first, as its consistency proof shows.
+    for _ in 0..5 {
+        lege.get(&format!("/Patient/{patient}")).await;
+    }
+    let second = checkpoint(&app, &tenant).await;
+    assert!(second.size > first.size);
+    let (s, c) = json_at(
+        &app,
+        &format!(
+            "/audit/{tenant}/proof/consistency?from={}&to={}",
+            first.size, second.size
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{c}");
+    merkle::verify_consistency(
+        first.size,
+        second.size,
+        &first.root,
+        &second.root,
+        &hashes(&c["hashes"]),
+    )
+    .unwrap();
+
+    // Bad parameters are refused with a reason; an unknown tenant is not found.
+    let (s, e) = json_at(
+        &app,
+        &format!("/audit/{tenant}/proof/inclusion?leaf=x&size=2"),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("leaf"),
+        "{e}"
+    );
+    let (s, _) = json_at(
+        &app,
+        &format!(
+            "/audit/{tenant}/proof/consistency?from=5&to={}",
+            second.size + 1000
+        ),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = text(
+        &app,
+        "/audit/00000000-0000-4000-8000-000000000000/checkpoint",
+    )
+    .await;
+    assert_eq!(s, 404);
+
+    // A security officer signs one on demand.
+    let so = app.session("sikkerhet.moe").await;
+    let r = app
+        .client
+        .post(app.url(&format!("/audit/{tenant}/checkpoint")))
+        .headers(so.headers())
+        .header("x-csrf-token", so.csrf())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A clinician may not.
+    let r = app
+        .client
+        .post(app.url(&format!("/audit/{tenant}/checkpoint")))
+        .bearer_auth(&lege.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // The whole log verifies while the server runs.
+    let (ok, out) = verify_cli(&app.dir);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("tenant {tenant}:")) && out.contains(": ok"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn an_edit_a_deletion_a_reorder_and_a_forged_checkpoint_are_each_caught() {
+    let mut app = spawn_demo();
+    app.keep_dir();
+    let tenant = tenant_of(&app, "lege.lund");
+    let lege = Fhir::new(&app, "lege.lund");
+    let patient = app.user("lege.lund")["patients"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..6 {
+        lege.get(&format!("/Patient/{patient}")).await;
+    }
+    let cp = checkpoint(&app, &tenant).await;
+    let n = cp.size;
+    assert!(n > 8);
+
+    // A proof check catches an edit made behind the server's back: the leaf it serves no
+    // longer leads to the signed root.
+    let conn = db(&app.dir);
+    conn.execute_batch("DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;")
+        .unwrap();
+    let original: Vec<u8> = conn
+        .query_row(
+            "SELECT payload_hash FROM audit_events WHERE tenant_id = ?1 AND seq = 3",
+            [&tenant],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute(
+        "UPDATE audit_events SET payload_hash = zeroblob(32) WHERE tenant_id = ?1 AND seq = 3",
+        [&tenant],
+    )
+    .unwrap();
+    let (s, p) = json_at(
+        &app,
+        &format!("/audit/{tenant}/proof/inclusion?leaf=3&size={n}"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(
+        merkle::verify_inclusion(
+            3,
+            n,
+            &hash(&p["leaf_hash"]),
+            &hashes(&p["hashes"]),
+            &cp.root
+        )
+        .is_err()
+    );
+    let (ok, out) = verify_cli(&app.dir);
+    assert!(!ok);
+    assert!(out.contains("entry 3 was changed"), "{out}");
+    conn.execute(
+        "UPDATE audit_events SET payload_hash = ?2 WHERE tenant_id = ?1 AND seq = 3",
+        rusqlite::params![&tenant, original],
+    )
+    .unwrap();
+    drop(conn);
+    let dir = app.dir.clone();
+    drop(app);
+    let (ok, out) = verify_cli(&dir);
+    assert!(ok, "restored: {out}");
+
+    // Each tampering on its own copy of the data dir.
+    let copy = |tag: &str| {
+        let to = tempdir(tag);
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", dir.display()))
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let c = db(&to);
+        (to, c)
+    };
+
+    // An edit of the sealed payload.
+    let (d, c) = copy("edit");
+    let mut payload: Vec<u8> = c
+        .query_row(
+            "SELECT payload FROM audit_events WHERE tenant_id = ?1 AND seq = 5",
+            [&tenant],
+            |r| r.get(0),
+        )
+        .unwrap();
+    payload[20] ^= 1;
+    c.execute(
+        "UPDATE audit_events SET payload = ?2 WHERE tenant_id = ?1 AND seq = 5",
+        rusqlite::params![&tenant, payload],
+    )
+    .unwrap();
+    let (ok, out) = verify_cli(&d);
+    assert!(!ok);
+    assert!(out.contains("entry 5 was changed"), "{out}");
+
+    // A deletion.
+    let (d, c) = copy("delete");
+    c.execute(
+        "DELETE FROM audit_events WHERE tenant_id = ?1 AND seq = 4",
+        [&tenant],
+    )
+    .unwrap();
+    let (ok, out) = verify_cli(&d);
+    assert!(!ok);
+    assert!(out.contains("entry 4 is missing"), "{out}");
+
+    // A reorder: two entries swap places in storage.
+    let (d, c) = copy("reorder");
+    c.execute_batch(&format!(
+        "UPDATE audit_events SET seq = -1 WHERE tenant_id = '{tenant}' AND seq = 2;
+         UPDATE audit_events SET seq = 2 WHERE tenant_id = '{tenant}' AND seq = 6;
+         UPDATE audit_events SET seq = 6 WHERE tenant_id = '{tenant}' AND seq = -1;"
+    ))
+    .unwrap();
+    // Swapping the sequence numbers swaps the rows' order: row of 2 now comes after 6's.
+    let (ok, out) = verify_cli(&d);
+    assert!(!ok);
+    assert!(out.contains("entry 6 is out of order"), "{out}");
+
+    // A forged checkpoint: a root the log never had, signed by another key of the same name.
+    let (d, c) = copy("forged");
+    let forger = tillit_audit::CheckpointSigner::from_seed(
+        "tillit.localhost/audit",
+        &zeroize::Zeroizing::new([7u8; 32]),
+    )
+    .unwrap();
+    let note = forger.sign(&Checkpoint {
+        origin: format!("tillit.localhost/audit/{tenant}"),
+        size: 2,
+        root: [9; 32],
+    });
+    c.execute(
+        "INSERT INTO audit_checkpoints (tenant_id, size, at, note) VALUES (?1, 2, 0, ?2)",
+        rusqlite::params![&tenant, note],
+    )
+    .unwrap();
+    let (ok, out) = verify_cli(&d);
+    assert!(!ok);
+    assert!(out.contains("bad signature"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_request_fails_closed_when_the_log_cannot_be_written() {
+    let app = spawn_demo();
+    let lege = Fhir::new(&app, "lege.lund");
+    let patient = app.user("lege.lund")["patients"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, before) = lege.get(&format!("/Patient/{patient}")).await;
+    assert_eq!(s, 200);
+    let name = before["name"][0]["family"].as_str().unwrap().to_string();
+
+    // Reads cannot be logged: the read is decided and loaded, then dropped for a 503.
+    let conn = db(&app.dir);
+    conn.execute_batch(
+        "CREATE TRIGGER unwritable BEFORE INSERT ON audit_events
+         WHEN NEW.action IN ('read', 'search', 'create')
+         BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+    )
+    .unwrap();
+    let r = app
+        .client
+        .get(app.url(&format!("/fhir/r4/Patient/{patient}")))
+        .bearer_auth(&lege.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("OperationOutcome"), "{body}");
+    assert!(
+        !body.contains(&name) && !body.contains("\"Patient\""),
+        "{body}"
+    );
+    let (s, b) = lege.get(&format!("/Observation?patient={patient}")).await;
+    assert_eq!(s, 503);
+    assert_eq!(b["resourceType"], "OperationOutcome");
+
+    // A write whose decision cannot be logged is not made.
+    let obs = json!({
+        "resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "identifier": [{"system": "urn:test", "value": "fail-closed-1"}],
+        "valueQuantity": {"value": 71, "unit": "/min"}
+    });
+    let (s, _, b) = lege
+        .send(reqwest::Method::POST, "/Observation", Some(&obs), &[])
+        .await;
+    assert_eq!(s, 503, "{b}");
+
+    // With every insert refused, even authentication (a token use is an event) fails closed.
+    conn.execute_batch(
+        "DROP TRIGGER unwritable;
+         CREATE TRIGGER unwritable BEFORE INSERT ON audit_events
+         BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+    )
+    .unwrap();
+    let (s, b) = lege.get(&format!("/Patient/{patient}")).await;
+    assert_eq!(s, 503, "{b}");
+    assert!(!b.to_string().contains(&name));
+
+    // Once the log is writable again, so is everything else, and the refused write is absent.
+    conn.execute_batch("DROP TRIGGER unwritable;").unwrap();
+    let (s, _) = lege.get(&format!("/Patient/{patient}")).await;
+    assert_eq!(s, 200);
+    let (s, b) = lege
+        .get("/Observation?identifier=urn:test|fail-closed-1")
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(b["total"], 0, "{b}");
+    let (ok, out) = verify_cli(&app.dir);
+    assert!(ok, "{out}");
+}
