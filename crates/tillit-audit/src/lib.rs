@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod merkle;
+pub mod review;
 pub mod tree;
 pub mod verify;
 

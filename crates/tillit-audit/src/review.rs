@@ -265,7 +265,11 @@ impl Default for RuleSet {
                 RuleConfig::new("same-surname", Medium, SameSurname { cooldown_minutes }),
                 RuleConfig::new("same-address", Medium, SameAddress { cooldown_minutes }),
                 RuleConfig::new("own-record", Medium, OwnRecord { cooldown_minutes }),
-                RuleConfig::new("colleague-record", Low, ColleagueRecord { cooldown_minutes }),
+                RuleConfig::new(
+                    "colleague-record",
+                    Low,
+                    ColleagueRecord { cooldown_minutes },
+                ),
                 RuleConfig::new(
                     "after-relationship-ended",
                     Medium,
@@ -397,7 +401,9 @@ impl RuleConfig {
                     if minute >= DAY_MINUTES {
                         return Err(invalid(
                             field,
-                            format!("must be a minute of the day below {DAY_MINUTES} (is {minute})"),
+                            format!(
+                                "must be a minute of the day below {DAY_MINUTES} (is {minute})"
+                            ),
                         ));
                     }
                 }
@@ -571,13 +577,14 @@ impl State {
     fn evict(&mut self, now: i64, span: i64) {
         match self {
             State::Stateless => {}
-            State::Windows(windows) => windows.retain(|_, w| {
-                now.saturating_sub(w.last_at) < span || now < w.quiet_until
-            }),
+            State::Windows(windows) => {
+                windows.retain(|_, w| now.saturating_sub(w.last_at) < span || now < w.quiet_until)
+            }
             State::Pairs(pairs) => pairs.retain(|_, last| now.saturating_sub(*last) < span),
         }
     }
 
+    #[cfg(test)]
     fn size(&self) -> usize {
         match self {
             State::Stateless => 0,
@@ -616,7 +623,13 @@ impl Active {
         }
     }
 
-    fn finding(&self, e: &Observed, patient: Option<&str>, seqs: Vec<u64>, summary: String) -> Finding {
+    fn finding(
+        &self,
+        e: &Observed,
+        patient: Option<&str>,
+        seqs: Vec<u64>,
+        summary: String,
+    ) -> Finding {
         Finding {
             rule: self.config.id.clone(),
             severity: self.config.severity,
@@ -651,7 +664,9 @@ impl Active {
             return None;
         }
         let actor = who(e.actor.as_deref());
-        match &self.config.kind {
+        let span = self.span;
+        // The kind holds no heap data: a copy frees `self` for the state and the finding.
+        match self.config.kind.clone() {
             RuleKind::DeniedBulk {
                 threshold,
                 window_minutes,
@@ -660,11 +675,10 @@ impl Active {
                     return None;
                 }
                 let (count, seqs) =
-                    self.window(e)?
-                        .hit(e, at_least_one(*threshold), self.span, false)?;
+                    window(&mut self.state, e)?.hit(e, at_least_one(threshold), span, false)?;
                 let summary = format!(
                     "{count} denied accesses by {actor} within {}",
-                    minutes(*window_minutes)
+                    minutes(window_minutes)
                 );
                 Some(self.finding(e, None, seqs, summary))
             }
@@ -675,12 +689,15 @@ impl Active {
                 if e.outcome != Outcome::Success || e.data_access().is_none() {
                     return None;
                 }
-                let (count, seqs) =
-                    self.window(e)?
-                        .hit(e, at_least_one(*distinct_patients), self.span, true)?;
+                let (count, seqs) = window(&mut self.state, e)?.hit(
+                    e,
+                    at_least_one(distinct_patients),
+                    span,
+                    true,
+                )?;
                 let summary = format!(
                     "{actor} accessed {count} different patients within {}",
-                    minutes(*window_minutes)
+                    minutes(window_minutes)
                 );
                 Some(self.finding(e, None, seqs, summary))
             }
@@ -691,19 +708,18 @@ impl Active {
                 threshold,
                 window_minutes,
             } => {
-                let weekend = *weekends_off_hours && matches!(e.local_weekday, 5 | 6);
+                let weekend = weekends_off_hours && matches!(e.local_weekday, 5 | 6);
                 let off = weekend
-                    || e.local_minute < *workday_start_minute
-                    || e.local_minute >= *workday_end_minute;
+                    || e.local_minute < workday_start_minute
+                    || e.local_minute >= workday_end_minute;
                 if !off || e.outcome != Outcome::Success || e.data_access().is_none() {
                     return None;
                 }
                 let (count, seqs) =
-                    self.window(e)?
-                        .hit(e, at_least_one(*threshold), self.span, false)?;
+                    window(&mut self.state, e)?.hit(e, at_least_one(threshold), span, false)?;
                 let summary = format!(
                     "{count} accesses by {actor} outside working hours within {}",
-                    minutes(*window_minutes)
+                    minutes(window_minutes)
                 );
                 Some(self.finding(e, None, seqs, summary))
             }
@@ -750,7 +766,7 @@ impl Active {
                 };
                 let key = (e.actor.clone(), patient.to_string());
                 if let Some(last) = pairs.get(&key)
-                    && e.at.saturating_sub(*last) < self.span
+                    && e.at.saturating_sub(*last) < span
                 {
                     return None;
                 }
@@ -759,13 +775,13 @@ impl Active {
             }
         }
     }
+}
 
-    /// The event's actor's window, for a window rule.
-    fn window(&mut self, e: &Observed) -> Option<&mut ActorWindow> {
-        match &mut self.state {
-            State::Windows(windows) => Some(windows.entry(e.actor.clone()).or_default()),
-            _ => None,
-        }
+/// The event's actor's window, for a window rule.
+fn window<'a>(state: &'a mut State, e: &Observed) -> Option<&'a mut ActorWindow> {
+    match state {
+        State::Windows(windows) => Some(windows.entry(e.actor.clone()).or_default()),
+        _ => None,
     }
 }
 
@@ -812,7 +828,8 @@ impl Reviewer {
         self.clock = self.clock.max(e.at);
         let findings = self.rules.iter_mut().filter_map(|r| r.observe(e)).collect();
         self.since_sweep = self.since_sweep.saturating_add(1);
-        if self.since_sweep >= SWEEP_EVERY || self.clock.saturating_sub(self.swept_at) >= self.horizon
+        if self.since_sweep >= SWEEP_EVERY
+            || self.clock.saturating_sub(self.swept_at) >= self.horizon
         {
             for rule in &mut self.rules {
                 rule.state.evict(self.clock, rule.span);
@@ -827,5 +844,847 @@ impl Reviewer {
     #[cfg(test)]
     fn state_size(&self) -> usize {
         self.rules.iter().map(|r| r.state.size()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )]
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Monday 2026-01-05 00:00 local, taken as UTC for the tests.
+    const DAY: i64 = 1_767_571_200;
+
+    /// A staff read at `minute` past midnight on a Tuesday, allowed by a care relationship.
+    fn read(seq: u64, minute: i64, actor: &str, patient: &str) -> Observed {
+        Observed {
+            seq,
+            at: DAY + 86_400 + minute * 60,
+            local_weekday: 1,
+            local_minute: u16::try_from(minute.rem_euclid(1440)).unwrap(),
+            actor: Some(actor.to_string()),
+            actor_kind: Some("staff".to_string()),
+            patient: Some(patient.to_string()),
+            action: "read".to_string(),
+            outcome: Outcome::Success,
+            basis: Some("care-relationship".to_string()),
+            facts: Facts::default(),
+        }
+    }
+
+    fn denied(seq: u64, minute: i64, actor: &str, patient: &str) -> Observed {
+        Observed {
+            outcome: Outcome::Denied,
+            basis: None,
+            ..read(seq, minute, actor, patient)
+        }
+    }
+
+    fn with_facts(mut e: Observed, f: impl FnOnce(&mut Facts)) -> Observed {
+        f(&mut e.facts);
+        e
+    }
+
+    fn as_kind(mut e: Observed, kind: &str) -> Observed {
+        e.actor_kind = Some(kind.to_string());
+        e
+    }
+
+    fn run(events: &[Observed]) -> Vec<Finding> {
+        run_with(RuleSet::default(), events)
+    }
+
+    fn run_with(rules: RuleSet, events: &[Observed]) -> Vec<Finding> {
+        let mut reviewer = Reviewer::new(rules);
+        events.iter().flat_map(|e| reviewer.observe(e)).collect()
+    }
+
+    fn rules_of(findings: &[Finding]) -> Vec<&str> {
+        findings.iter().map(|f| f.rule.as_str()).collect()
+    }
+
+    /// The default set with one rule's kind replaced.
+    fn with_rule(id: &str, kind: RuleKind) -> RuleSet {
+        let mut set = RuleSet::default();
+        for r in &mut set.rules {
+            if r.id == id {
+                r.kind = kind.clone();
+            }
+        }
+        set
+    }
+
+    #[test]
+    fn denied_bulk_gives_one_finding_per_burst() {
+        // Twelve denials a few seconds apart: one finding at the tenth, none after.
+        let events: Vec<_> = (0..12)
+            .map(|i| {
+                let mut e = denied(i, 600, "staff-1", &format!("patient-{i}"));
+                e.at += i as i64 * 20;
+                e
+            })
+            .collect();
+        let found = run(&events);
+        assert_eq!(rules_of(&found), ["denied-bulk"]);
+        assert_eq!(found[0].seqs, (0..10).collect::<Vec<_>>());
+        assert_eq!(found[0].actor.as_deref(), Some("staff-1"));
+        assert_eq!(found[0].patient, None);
+        assert_eq!(found[0].severity, Severity::Medium);
+        assert_eq!(
+            found[0].summary,
+            "10 denied accesses by staff-1 within 10 minutes"
+        );
+    }
+
+    #[test]
+    fn denied_bulk_fires_again_once_the_cooldown_has_passed() {
+        let mut events: Vec<_> = (0..10).map(|i| denied(i, 600, "staff-1", "p")).collect();
+        events.extend((10..20).map(|i| denied(i, 615, "staff-1", "p")));
+        let found = run(&events);
+        assert_eq!(rules_of(&found), ["denied-bulk", "denied-bulk"]);
+        assert_eq!(found[1].seqs, (10..20).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn denied_bulk_near_misses() {
+        // Nine within the window.
+        let nine: Vec<_> = (0..9)
+            .map(|i| denied(i, 600 + i as i64, "s", "p"))
+            .collect();
+        assert!(run(&nine).is_empty());
+        // Ten, but spread over more than ten minutes.
+        let spread: Vec<_> = (0..10)
+            .map(|i| denied(i, 600 + 2 * i as i64, "s", "p"))
+            .collect();
+        assert!(run(&spread).is_empty());
+        // Ten by a patient, or without a patient (a failed login is not patient data).
+        let patient: Vec<_> = (0..10)
+            .map(|i| as_kind(denied(i, 600, "s", "p"), "patient"))
+            .collect();
+        assert!(run(&patient).is_empty());
+        let no_patient: Vec<_> = (0..10)
+            .map(|i| Observed {
+                patient: None,
+                action: "login.failure".to_string(),
+                ..denied(i, 600, "s", "p")
+            })
+            .collect();
+        assert!(run(&no_patient).is_empty());
+        // Ten by two different actors.
+        let two: Vec<_> = (0..10)
+            .map(|i| denied(i, 600, if i % 2 == 0 { "a" } else { "b" }, "p"))
+            .collect();
+        assert!(run(&two).is_empty());
+    }
+
+    #[test]
+    fn emergency_opening_is_flagged_and_its_accesses_are_not() {
+        let open = Observed {
+            action: EMERGENCY_OPENED.to_string(),
+            basis: Some("emergency".to_string()),
+            ..read(0, 600, "staff-1", "patient-9")
+        };
+        let mut events = vec![open];
+        events.extend((1..6).map(|i| Observed {
+            basis: Some("emergency".to_string()),
+            ..read(i, 601, "staff-1", "patient-9")
+        }));
+        let found = run(&events);
+        assert_eq!(rules_of(&found), ["emergency"]);
+        assert_eq!(found[0].seqs, [0]);
+        assert_eq!(found[0].severity, Severity::High);
+        assert_eq!(found[0].patient.as_deref(), Some("patient-9"));
+        assert_eq!(
+            found[0].summary,
+            "Emergency access to patient patient-9 opened by staff-1"
+        );
+    }
+
+    #[test]
+    fn emergency_near_miss() {
+        // Accesses under emergency access without the opening, and other security codes.
+        let events = vec![
+            Observed {
+                basis: Some("emergency".to_string()),
+                ..read(0, 600, "staff-1", "patient-9")
+            },
+            Observed {
+                action: "policy.changed".to_string(),
+                ..read(1, 601, "staff-1", "patient-9")
+            },
+        ];
+        assert!(run(&events).is_empty());
+    }
+
+    #[test]
+    fn same_surname_once_per_actor_and_patient_per_cooldown() {
+        let mut events: Vec<_> = (0..50)
+            .map(|i| {
+                with_facts(read(i, 600 + i as i64, "s", "neighbour"), |f| {
+                    f.same_surname = true
+                })
+            })
+            .collect();
+        // Another patient with the same surname is another finding.
+        events.push(with_facts(read(50, 700, "s", "cousin"), |f| {
+            f.same_surname = true
+        }));
+        // A day later the same patient is flagged again.
+        events.push(with_facts(read(51, 600 + 1440, "s", "neighbour"), |f| {
+            f.same_surname = true
+        }));
+        let found = run(&events);
+        assert_eq!(rules_of(&found), ["same-surname"; 3]);
+        assert_eq!(found[0].seqs, [0]);
+        assert_eq!(found[0].patient.as_deref(), Some("neighbour"));
+        assert_eq!(found[1].seqs, [50]);
+        assert_eq!(found[2].seqs, [51]);
+    }
+
+    #[test]
+    fn same_surname_near_misses() {
+        let fact = |e| with_facts(e, |f| f.same_surname = true);
+        let events = vec![
+            as_kind(fact(read(0, 600, "s", "p")), "patient"),
+            as_kind(fact(read(1, 600, "s", "p")), "relative"),
+            fact(denied(2, 600, "s", "p")),
+            with_facts(read(3, 600, "s", "s"), |f| {
+                f.same_surname = true;
+                f.own_record = true;
+            }),
+            read(4, 600, "s", "p"),
+        ];
+        assert_eq!(rules_of(&run(&events)), ["own-record"]);
+    }
+
+    #[test]
+    fn same_address_once_per_pair() {
+        let events: Vec<_> = (0..20)
+            .map(|i| with_facts(read(i, 600, "s", "p"), |f| f.same_address = true))
+            .collect();
+        let found = run(&events);
+        assert_eq!(rules_of(&found), ["same-address"]);
+        assert_eq!(
+            found[0].summary,
+            "s accessed patient p, who has the same address"
+        );
+    }
+
+    #[test]
+    fn same_address_near_miss() {
+        let events = vec![
+            as_kind(
+                with_facts(read(0, 600, "s", "p"), |f| f.same_address = true),
+                "integration",
+            ),
+            with_facts(denied(1, 600, "s", "p"), |f| f.same_address = true),
+        ];
+        assert!(run(&events).is_empty());
+    }
+
+    #[test]
+    fn own_record_once_per_cooldown() {
+        let events: Vec<_> = (0..5)
+            .map(|i| with_facts(read(i, 600, "s", "s"), |f| f.own_record = true))
+            .collect();
+        let found = run(&events);
+        assert_eq!(rules_of(&found), ["own-record"]);
+        assert_eq!(found[0].patient.as_deref(), Some("s"));
+    }
+
+    #[test]
+    fn own_record_near_miss_patient_reading_own_record() {
+        let e = Observed {
+            basis: Some("own-record".to_string()),
+            ..as_kind(
+                with_facts(read(0, 600, "s", "s"), |f| f.own_record = true),
+                "patient",
+            )
+        };
+        assert!(run(&[e]).is_empty());
+    }
+
+    #[test]
+    fn colleague_record_is_low_and_once_per_pair() {
+        let events: Vec<_> = (0..3)
+            .map(|i| with_facts(read(i, 600, "s", "colleague"), |f| f.colleague = true))
+            .collect();
+        let found = run(&events);
+        assert_eq!(rules_of(&found), ["colleague-record"]);
+        assert_eq!(found[0].severity, Severity::Low);
+    }
+
+    #[test]
+    fn colleague_record_near_miss_own_record() {
+        // Staff are colleagues of themselves; reading one's own record is the own-record rule.
+        let e = with_facts(read(0, 600, "s", "s"), |f| {
+            f.colleague = true;
+            f.own_record = true;
+        });
+        assert_eq!(rules_of(&run(&[e])), ["own-record"]);
+        let relative = as_kind(
+            with_facts(read(0, 600, "r", "c"), |f| f.colleague = true),
+            "relative",
+        );
+        assert!(run(&[relative]).is_empty());
+    }
+
+    #[test]
+    fn after_relationship_ended_denied_or_by_emergency_or_grant() {
+        let ended = |e| with_facts(e, |f| f.relationship_ended = true);
+        let by = |basis: &str, e: Observed| Observed {
+            basis: Some(basis.to_string()),
+            ..e
+        };
+        let events = vec![
+            ended(denied(0, 600, "s", "a")),
+            ended(denied(1, 601, "s", "a")),
+            ended(by("emergency", read(2, 602, "s", "b"))),
+            ended(by("grant", read(3, 603, "s", "c"))),
+        ];
+        let found = run(&events);
+        assert_eq!(rules_of(&found), ["after-relationship-ended"; 3]);
+        let seqs: Vec<_> = found.iter().map(|f| f.seqs[0]).collect();
+        assert_eq!(seqs, [0, 2, 3]);
+    }
+
+    #[test]
+    fn after_relationship_ended_near_misses() {
+        let ended = |e| with_facts(e, |f| f.relationship_ended = true);
+        let events = vec![
+            // Allowed on another basis (a new relationship, or a role).
+            ended(read(0, 600, "s", "a")),
+            // Not staff.
+            as_kind(ended(denied(1, 600, "s", "a")), "patient"),
+            // A failure is neither denied nor allowed.
+            Observed {
+                outcome: Outcome::Failure,
+                ..ended(read(2, 600, "s", "a"))
+            },
+        ];
+        assert!(run(&events).is_empty());
+    }
+
+    #[test]
+    fn unusual_volume_fires_once() {
+        let events: Vec<_> = (0..80)
+            .map(|i| read(i, 600 + i as i64 / 2, "s", &format!("p{i}")))
+            .collect();
+        let found = run(&events);
+        assert_eq!(rules_of(&found), ["unusual-volume"]);
+        assert_eq!(found[0].seqs, (0..50).collect::<Vec<_>>());
+        assert_eq!(found[0].patient, None);
+        assert_eq!(
+            found[0].summary,
+            "s accessed 50 different patients within 60 minutes"
+        );
+    }
+
+    #[test]
+    fn unusual_volume_near_misses() {
+        let distinct = |n: u64, kind: &str| -> Vec<Observed> {
+            (0..n)
+                .map(|i| as_kind(read(i, 600, "s", &format!("p{i}")), kind))
+                .collect()
+        };
+        assert!(run(&distinct(49, "staff")).is_empty());
+        assert!(run(&distinct(500, "integration")).is_empty());
+        assert!(run(&distinct(500, "patient")).is_empty());
+        // Many reads of the same few patients.
+        let same: Vec<_> = (0..200)
+            .map(|i| read(i, 600, "s", &format!("p{}", i % 10)))
+            .collect();
+        assert!(run(&same).is_empty());
+        // Fifty patients, but over more than an hour.
+        let slow: Vec<_> = (0..50)
+            .map(|i| read(i, 600 + 2 * i as i64, "s", &format!("p{i}")))
+            .collect();
+        assert!(run(&slow).is_empty());
+    }
+
+    #[test]
+    fn off_hours_fires_once() {
+        let events: Vec<_> = (0..30)
+            .map(|i| read(i, 23 * 60 + i as i64, "s", &format!("p{}", i % 3)))
+            .collect();
+        let found = run(&events);
+        assert_eq!(rules_of(&found), ["off-hours"]);
+        assert_eq!(found[0].seqs, (0..20).collect::<Vec<_>>());
+        assert_eq!(
+            found[0].summary,
+            "20 accesses by s outside working hours within 60 minutes"
+        );
+    }
+
+    #[test]
+    fn off_hours_near_misses() {
+        let night = |n: u64| -> Vec<Observed> {
+            (0..n)
+                .map(|i| read(i, 5 * 60 + i as i64, "s", "p"))
+                .collect()
+        };
+        assert!(run(&night(19)).is_empty());
+        assert_eq!(rules_of(&run(&night(20))), ["off-hours"]);
+        // Within working hours.
+        let day: Vec<_> = (0..40).map(|i| read(i, 600 + i as i64, "s", "p")).collect();
+        assert!(run(&day).is_empty());
+        // At night, by a patient.
+        let patient: Vec<_> = night(40)
+            .into_iter()
+            .map(|e| as_kind(e, "patient"))
+            .collect();
+        assert!(run(&patient).is_empty());
+    }
+
+    #[test]
+    fn off_hours_weekends_when_configured() {
+        let saturday: Vec<_> = (0..20)
+            .map(|i| Observed {
+                local_weekday: 5,
+                ..read(i, 600 + i as i64, "s", "p")
+            })
+            .collect();
+        assert!(run(&saturday).is_empty());
+        let rules = with_rule(
+            "off-hours",
+            RuleKind::OffHours {
+                workday_start_minute: 8 * 60,
+                workday_end_minute: 16 * 60,
+                weekends_off_hours: true,
+                threshold: 20,
+                window_minutes: 60,
+            },
+        );
+        assert_eq!(rules_of(&run_with(rules, &saturday)), ["off-hours"]);
+    }
+
+    #[test]
+    fn disabled_rules_do_not_fire() {
+        let mut rules = RuleSet::default();
+        for r in &mut rules.rules {
+            r.enabled = false;
+        }
+        let events: Vec<_> = (0..20).map(|i| denied(i, 600, "s", "p")).collect();
+        assert!(run_with(rules, &events).is_empty());
+    }
+
+    #[test]
+    fn time_going_backwards_is_handled() {
+        // Out-of-order clocks, extremes included: no panic, and a burst is still one burst.
+        let mut events: Vec<_> = (0..12)
+            .map(|i| {
+                let mut e = denied(i, 600, "s", &format!("p{i}"));
+                e.at -= (i as i64 % 3) * 7;
+                e
+            })
+            .collect();
+        for (seq, at) in [(12, i64::MAX), (13, i64::MIN), (14, 0), (15, i64::MAX)] {
+            let mut e = with_facts(denied(seq, 600, "t", "p"), |f| f.relationship_ended = true);
+            e.at = at;
+            events.push(e);
+        }
+        let found = run(&events);
+        assert_eq!(
+            rules_of(&found),
+            ["denied-bulk", "after-relationship-ended"]
+        );
+    }
+
+    #[test]
+    fn state_is_evicted_once_windows_have_passed() {
+        let mut reviewer = Reviewer::new(RuleSet::default());
+        // A day of traffic by many actors, with facts that keep cooldowns.
+        for i in 0..2000u64 {
+            let minute = i as i64;
+            let e = with_facts(
+                denied(i, minute, &format!("s{}", i % 300), &format!("p{i}")),
+                |f| f.relationship_ended = true,
+            );
+            reviewer.observe(&e);
+        }
+        let busy = reviewer.state_size();
+        // Two days later, one quiet event: only its own state is left.
+        reviewer.observe(&read(2000, 2000 + 2 * 1440, "x", "y"));
+        assert!(busy > 100, "{busy}");
+        assert!(reviewer.state_size() <= 2, "{}", reviewer.state_size());
+    }
+
+    #[test]
+    fn default_round_trips_through_json() {
+        let json = serde_json::to_string_pretty(&RuleSet::default()).unwrap();
+        assert_eq!(RuleSet::from_json(&json), Ok(RuleSet::default()));
+        assert!(json.contains(r#""type": "denied-bulk""#), "{json}");
+        RuleSet::default().validate().unwrap();
+    }
+
+    #[test]
+    fn json_uses_the_documented_shapes() {
+        let json = r#"{"rules": [
+            {"id": "bulk", "severity": "high",
+             "kind": {"type": "denied-bulk", "threshold": 5, "window_minutes": 3}},
+            {"id": "blålys", "enabled": false, "severity": "low", "kind": {"type": "emergency"}},
+            {"id": "naboen", "severity": "medium", "kind": {"type": "same-address"}}
+        ]}"#;
+        let set = RuleSet::from_json(json).unwrap();
+        assert_eq!(
+            set.rules[0].kind,
+            RuleKind::DeniedBulk {
+                threshold: 5,
+                window_minutes: 3
+            }
+        );
+        assert!(!set.rules[1].enabled);
+        assert!(set.rules[0].enabled);
+        assert_eq!(
+            set.rules[2].kind,
+            RuleKind::SameAddress {
+                cooldown_minutes: 1440
+            }
+        );
+        let e: Observed = serde_json::from_str(
+            r#"{"seq": 1, "at": 0, "local_weekday": 0, "local_minute": 0, "actor": null,
+                "actor_kind": null, "patient": null, "action": "login.failure",
+                "outcome": "denied", "basis": null}"#,
+        )
+        .unwrap();
+        assert_eq!(e.facts, Facts::default());
+    }
+
+    /// The error of the default set with rule `id`'s kind replaced.
+    fn invalid(id: &str, kind: RuleKind) -> String {
+        with_rule(id, kind).validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn invalid_configs_name_the_rule_and_field() {
+        let e = invalid(
+            "denied-bulk",
+            RuleKind::DeniedBulk {
+                threshold: 0,
+                window_minutes: 10,
+            },
+        );
+        assert_eq!(
+            e,
+            "rule `denied-bulk`: `threshold` must be at least 1 (is 0)"
+        );
+        let e = invalid(
+            "denied-bulk",
+            RuleKind::DeniedBulk {
+                threshold: 1,
+                window_minutes: 10_081,
+            },
+        );
+        assert!(
+            e.contains("`denied-bulk`") && e.contains("`window_minutes`"),
+            "{e}"
+        );
+        let e = invalid(
+            "same-surname",
+            RuleKind::SameSurname {
+                cooldown_minutes: 0,
+            },
+        );
+        assert!(
+            e.contains("`same-surname`") && e.contains("`cooldown_minutes`"),
+            "{e}"
+        );
+        let e = invalid(
+            "unusual-volume",
+            RuleKind::UnusualVolume {
+                distinct_patients: 0,
+                window_minutes: 60,
+            },
+        );
+        assert!(e.contains("`distinct_patients`"), "{e}");
+        let hours = |start, end| RuleKind::OffHours {
+            workday_start_minute: start,
+            workday_end_minute: end,
+            weekends_off_hours: false,
+            threshold: 1,
+            window_minutes: 1,
+        };
+        let e = invalid("off-hours", hours(600, 1440));
+        assert!(
+            e.contains("`off-hours`") && e.contains("`workday_end_minute`"),
+            "{e}"
+        );
+        let e = invalid("off-hours", hours(1440, 100));
+        assert!(e.contains("`workday_start_minute`"), "{e}");
+        let e = invalid("off-hours", hours(600, 600));
+        assert!(e.contains("`workday_start_minute` must be before"), "{e}");
+        invalid_ids();
+    }
+
+    fn invalid_ids() {
+        let mut set = RuleSet::default();
+        set.rules[3].id = " ".to_string();
+        assert_eq!(set.validate(), Err(RuleError::EmptyId { index: 3 }));
+        let mut set = RuleSet::default();
+        set.rules[3].id = "emergency".to_string();
+        assert_eq!(
+            set.validate().unwrap_err().to_string(),
+            "rule `emergency`: `id` is used by more than one rule"
+        );
+    }
+
+    #[test]
+    fn from_json_validates_and_names_the_rule_of_a_parse_error() {
+        let json = |kind: &str| {
+            format!(
+                r#"{{"rules": [{{"id": "x", "severity": "low", "kind": {{"type": "emergency"}}}},
+                {{"id": "bulk", "severity": "low", "kind": {kind}}}]}}"#
+            )
+        };
+        let e = RuleSet::from_json(&json(
+            r#"{"type": "denied-bulk", "threshhold": 3, "window_minutes": 3}"#,
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("rules[1] (rule `bulk`): unknown field `threshhold`"),
+            "{e}"
+        );
+        let e = RuleSet::from_json(&json(r#"{"type": "denied-bulk", "threshold": 3}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`bulk`") && e.contains("`window_minutes`"),
+            "{e}"
+        );
+        let e = RuleSet::from_json(&json(r#"{"type": "denied-lots"}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`bulk`") && e.contains("denied-lots"), "{e}");
+        let e = RuleSet::from_json(&json(
+            r#"{"type": "denied-bulk", "threshold": 0, "window_minutes": 3}"#,
+        ))
+        .unwrap_err();
+        assert!(
+            matches!(e, RuleError::Invalid { ref rule, field: "threshold", .. } if rule == "bulk")
+        );
+        assert!(matches!(RuleSet::from_json("{"), Err(RuleError::Json(_))));
+        assert!(matches!(
+            RuleSet::from_json(r#"{"rules": [], "extra": 1}"#),
+            Err(RuleError::Json(_))
+        ));
+    }
+
+    // A generated day: staff reading their patients in working hours, plus a patient reading
+    // their own record and an integration syncing every patient. Then one anomaly injected.
+
+    const STAFF: usize = 6;
+    const PATIENTS: usize = 40;
+
+    /// One normal access: (staff, patient, minute of the working day, second, action, jitter).
+    fn normal_access() -> impl Strategy<Value = (usize, usize, i64, i64, usize, i64)> {
+        (
+            0..STAFF,
+            0..PATIENTS,
+            8 * 60..16 * 60i64,
+            0..60i64,
+            0..DATA_ACTIONS.len(),
+            0..4i64,
+        )
+    }
+
+    fn staff(i: usize) -> String {
+        format!("staff-{i}")
+    }
+
+    /// An event, whether it was injected, and how many seconds its clock is behind.
+    type Entry = (Observed, bool, i64);
+
+    /// The normal day, each event marked false (not injected).
+    fn normal_day(accesses: &[(usize, usize, i64, i64, usize, i64)]) -> Vec<Entry> {
+        let mut day: Vec<Entry> = accesses
+            .iter()
+            .map(|&(s, p, minute, second, action, jitter)| {
+                let mut e = read(0, minute, &staff(s), &format!("patient-{p}"));
+                e.at += second;
+                e.action = DATA_ACTIONS[action].to_string();
+                (e, false, jitter)
+            })
+            .collect();
+        // A patient reads their own record (the caller may well set the facts).
+        let mut own = with_facts(read(0, 9 * 60, "patient-1", "patient-1"), |f| {
+            f.own_record = true;
+            f.same_surname = true;
+            f.same_address = true;
+        });
+        own.actor_kind = Some("patient".to_string());
+        own.basis = Some("own-record".to_string());
+        day.push((own, false, 0));
+        // An integration syncs every patient and an archive, twice, at night.
+        for round in 0..2 {
+            for p in 0..PATIENTS * 3 {
+                let id = match p.checked_sub(PATIENTS) {
+                    None => format!("patient-{p}"),
+                    Some(a) => format!("archive-{a}"),
+                };
+                let mut e = read(0, 2 * 60 + round, "integration-1", &id);
+                e.actor_kind = Some("integration".to_string());
+                e.basis = Some("integration".to_string());
+                day.push((e, false, 0));
+            }
+        }
+        day
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Anomaly {
+        DeniedBulk,
+        Emergency,
+        SameSurname,
+        SameAddress,
+        OwnRecord,
+        Colleague,
+        RelationshipEnded,
+        Volume,
+        OffHours,
+    }
+
+    const ANOMALIES: [(Anomaly, &str); 9] = [
+        (Anomaly::DeniedBulk, "denied-bulk"),
+        (Anomaly::Emergency, "emergency"),
+        (Anomaly::SameSurname, "same-surname"),
+        (Anomaly::SameAddress, "same-address"),
+        (Anomaly::OwnRecord, "own-record"),
+        (Anomaly::Colleague, "colleague-record"),
+        (Anomaly::RelationshipEnded, "after-relationship-ended"),
+        (Anomaly::Volume, "unusual-volume"),
+        (Anomaly::OffHours, "off-hours"),
+    ];
+
+    /// The injected events (marked true) by `actor` from `minute`, plus events that follow
+    /// them but must not be in the finding (marked false).
+    fn inject(anomaly: Anomaly, actor: &str, minute: i64, patient: &str) -> Vec<(Observed, bool)> {
+        let one = |f: fn(&mut Facts)| vec![(with_facts(read(0, minute, actor, patient), f), true)];
+        match anomaly {
+            Anomaly::DeniedBulk => (0..10)
+                .map(|i| {
+                    let mut e = denied(0, minute, actor, &format!("patient-{i}"));
+                    e.at += i * 50;
+                    (e, true)
+                })
+                .collect(),
+            Anomaly::Emergency => {
+                let open = Observed {
+                    action: EMERGENCY_OPENED.to_string(),
+                    basis: Some("emergency".to_string()),
+                    ..read(0, minute, actor, "stranger")
+                };
+                let mut out = vec![(open, true)];
+                out.extend((1..4).map(|i| {
+                    let e = Observed {
+                        basis: Some("emergency".to_string()),
+                        ..read(0, minute + i, actor, "stranger")
+                    };
+                    (e, false)
+                }));
+                out
+            }
+            Anomaly::SameSurname => one(|f| f.same_surname = true),
+            Anomaly::SameAddress => one(|f| f.same_address = true),
+            Anomaly::OwnRecord => vec![(
+                with_facts(read(0, minute, actor, actor), |f| f.own_record = true),
+                true,
+            )],
+            Anomaly::Colleague => one(|f| f.colleague = true),
+            Anomaly::RelationshipEnded => vec![(
+                with_facts(denied(0, minute, actor, patient), |f| {
+                    f.relationship_ended = true
+                }),
+                true,
+            )],
+            Anomaly::Volume => (0..50)
+                .map(|i| (read(0, minute + i, actor, &format!("other-{i}")), true))
+                .collect(),
+            Anomaly::OffHours => (0..20)
+                .map(|i| {
+                    (
+                        read(0, minute + 2 * i, actor, &format!("patient-{}", i % 5)),
+                        true,
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Merges by time (stably), numbers the events in order and only then sets their clocks
+    /// back by their jitter, so `at` goes slightly backwards now and then. Returns the events
+    /// and the injected seqs.
+    fn number(mut events: Vec<Entry>) -> (Vec<Observed>, Vec<u64>) {
+        events.sort_by_key(|(e, _, _)| e.at);
+        let mut injected = Vec::new();
+        let events = events
+            .into_iter()
+            .enumerate()
+            .map(|(seq, (mut e, mark, jitter))| {
+                e.seq = seq as u64;
+                e.at -= jitter;
+                if mark {
+                    injected.push(e.seq);
+                }
+                e
+            })
+            .collect();
+        (events, injected)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn a_normal_day_has_no_findings(accesses in prop::collection::vec(normal_access(), 0..400)) {
+            let (events, _) = number(normal_day(&accesses));
+            prop_assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+            let found = run(&events);
+            prop_assert!(found.is_empty(), "{found:?}");
+        }
+
+        #[test]
+        fn an_injected_anomaly_fires_its_rule(
+            accesses in prop::collection::vec(normal_access(), 0..400),
+            which in 0..ANOMALIES.len(),
+            actor in 0..STAFF,
+            minute in 8 * 60..15 * 60i64,
+            night in prop_oneof![0..5 * 60i64, 22 * 60 + 5..23 * 60 + 20i64],
+            patient in 0..PATIENTS,
+        ) {
+            let (anomaly, rule) = ANOMALIES[which];
+            let actor_id = staff(actor);
+            let mut day = normal_day(&accesses);
+            let start = match anomaly {
+                Anomaly::OffHours => night,
+                _ => minute,
+            };
+            if let Anomaly::Volume = anomaly {
+                // The burst is the actor's hour: their ordinary work around it is left out, so
+                // every injected access is in the window that fires.
+                let from = read(0, start - 61, "", "").at;
+                let to = read(0, start + 51, "", "").at;
+                day.retain(|(e, _, _)| {
+                    e.actor.as_deref() != Some(actor_id.as_str()) || e.at < from || e.at > to
+                });
+            }
+            let injection = inject(anomaly, &actor_id, start, &format!("patient-{patient}"));
+            day.extend(injection.into_iter().map(|(e, mark)| (e, mark, 0)));
+            let (events, injected) = number(day);
+            let found = run(&events);
+            let fired: std::collections::BTreeSet<&str> = found.iter().map(|f| f.rule.as_str()).collect();
+            prop_assert_eq!(fired.into_iter().collect::<Vec<_>>(), vec![rule], "{:?}", found);
+            let first = &found[0];
+            prop_assert_eq!(first.actor.as_deref(), Some(actor_id.as_str()));
+            for seq in &injected {
+                prop_assert!(first.seqs.contains(seq), "{seq} not in {:?}", first.seqs);
+            }
+        }
     }
 }

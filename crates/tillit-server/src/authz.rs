@@ -403,6 +403,8 @@ pub struct Target<'a> {
 pub struct Permit {
     // Private: only this module can make a Permit.
     policy: String,
+    /// For a search or history match: the audit event that counts the records returned.
+    pub(crate) counted: Option<crate::audit::Key>,
 }
 
 impl Permit {
@@ -501,7 +503,12 @@ pub fn authorize(actor: Actor<'_>, action: Action, target: &Target<'_>) -> Resul
     // Every decision, permitted or denied, becomes part of the request's audit events; a
     // user's decision that cannot be recorded is a refusal.
     if crate::audit::record(actor, action, target, &decided) {
-        decided
+        decided.map(|mut p| {
+            if matches!(action, Action::Search | Action::History) {
+                p.counted = Some(crate::audit::Key::search(action, target));
+            }
+            p
+        })
     } else {
         Err(Denial {
             policy: "platform.audit-unavailable".into(),
@@ -518,6 +525,7 @@ fn decide(actor: Actor<'_>, action: Action, target: &Target<'_>) -> Result<Permi
             return if tenant == target.tenant {
                 Ok(Permit {
                     policy: "platform.system".into(),
+                    counted: None,
                 })
             } else {
                 Err(Denial {
@@ -549,7 +557,10 @@ fn decide(actor: Actor<'_>, action: Action, target: &Target<'_>) -> Result<Permi
         .unwrap_or_else(|e| e.into_inner())
         .get(&key)
     {
-        return known.clone().map(|policy| Permit { policy });
+        return known.clone().map(|policy| Permit {
+            policy,
+            counted: None,
+        });
     }
     let decided = decide_user(subject, action, target, withheld);
     subject
@@ -618,6 +629,7 @@ fn decide_user(
     if d.permitted {
         return Ok(Permit {
             policy: d.policies.first().cloned().unwrap_or_default(),
+            counted: None,
         });
     }
     let emergency_possible =

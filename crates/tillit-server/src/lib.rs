@@ -190,7 +190,7 @@ async fn audit_layer(State(state): State<AppState>, req: Request, next: Next) ->
     let fhir_path = req.uri().path().starts_with("/fhir/");
     let scope = audit::Scope::new(&client);
     let resp = scope.run(next.run(req)).await;
-    match scope.flush(&state.audit).await {
+    match scope.flush(&state).await {
         Ok(()) => resp,
         Err(e) => {
             drop(resp);

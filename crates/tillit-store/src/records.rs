@@ -306,6 +306,10 @@ pub enum SecurityEventKind {
     RecordWithheld,
     /// A platform operator used a support grant to reach a tenant's data.
     SupportAccess,
+    /// Someone searched the access log.
+    AuditSearch,
+    /// A security officer closed or changed an alert.
+    AlertReviewed,
 }
 
 impl SecurityEventKind {
@@ -326,6 +330,8 @@ impl SecurityEventKind {
             Self::AccessChanged => "access.changed",
             Self::RecordWithheld => "record.withheld",
             Self::SupportAccess => "support.access",
+            Self::AuditSearch => "audit.search",
+            Self::AlertReviewed => "alert.reviewed",
         }
     }
 
@@ -346,6 +352,8 @@ impl SecurityEventKind {
             Self::AccessChanged,
             Self::RecordWithheld,
             Self::SupportAccess,
+            Self::AuditSearch,
+            Self::AlertReviewed,
         ]
         .into_iter()
         .find(|k| k.code() == code)

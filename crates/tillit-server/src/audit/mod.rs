@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod checkpoints;
+pub mod fhir;
 
 use crate::authz::{Action, Actor, Denial, Permit, Subject, Target};
 use crate::session::{AuthVia, Client};
@@ -158,14 +159,41 @@ struct Pending {
     index: HashMap<Key, usize>,
 }
 
+/// What events of one request fold into.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Key {
+pub struct Key {
     action: &'static str,
     outcome: AuditOutcome,
     patient: Option<String>,
     resource_type: String,
     /// None for searches and history: one event per compartment.
     resource_id: Option<String>,
+}
+
+impl Key {
+    /// The event of permitted matches of a search or history in one compartment.
+    pub(crate) fn search(action: Action, target: &Target<'_>) -> Self {
+        Key {
+            action: action.code(),
+            outcome: AuditOutcome::Success,
+            patient: target.patient.map(str::to_string),
+            resource_type: target.resource_type.to_string(),
+            resource_id: None,
+        }
+    }
+}
+
+/// A permitted search match is being returned: its compartment's event counts it.
+pub fn opened(permit: &Permit) {
+    let Some(key) = &permit.counted else { return };
+    let _ = SCOPE.try_with(|scope| {
+        let mut p = scope.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&i) = p.index.get(key)
+            && let Some(e) = p.events.get_mut(i)
+        {
+            e.count = e.count.saturating_add(1);
+        }
+    });
 }
 
 impl Scope {
@@ -186,8 +214,8 @@ impl Scope {
     }
 
     /// Appends what was collected; nothing when nothing was.
-    pub async fn flush(&self, log: &AuditLog) -> Result<(), AuditUnavailable> {
-        let events = {
+    pub async fn flush(&self, state: &AppState) -> Result<(), AuditUnavailable> {
+        let mut events = {
             let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             p.index.clear();
             std::mem::take(&mut p.events)
@@ -195,21 +223,65 @@ impl Scope {
         if events.is_empty() {
             return Ok(());
         }
-        log.append(AuditBatch {
-            events,
-            ..AuditBatch::default()
-        })
-        .await
-        .map(|_| ())
+        emergency_reasons(state, &mut events).await?;
+        state
+            .audit
+            .append(AuditBatch {
+                events,
+                ..AuditBatch::default()
+            })
+            .await
+            .map(|_| ())
     }
 }
 
 /// Flushes the current request's events now (before a write commits).
 pub async fn flush(state: &AppState) -> Result<(), AuditUnavailable> {
     match SCOPE.try_with(Arc::clone) {
-        Ok(scope) => scope.flush(&state.audit).await,
+        Ok(scope) => scope.flush(state).await,
         Err(_) => Ok(()),
     }
+}
+
+/// Accesses under emergency access carry the reason stated when it was opened, so the
+/// patient's log can show it.
+async fn emergency_reasons(
+    state: &AppState,
+    events: &mut [NewAuditEvent],
+) -> Result<(), AuditUnavailable> {
+    let Some(first) = events
+        .iter()
+        .find(|e| e.basis.as_deref() == Some("emergency") && e.reason.is_none())
+    else {
+        return Ok(());
+    };
+    let tenant =
+        tillit_core::TenantId::parse(&first.tenant).map_err(|e| AuditUnavailable(e.to_string()))?;
+    let windows = state
+        .store
+        .emergency_accesses(&tenant, 500)
+        .await
+        .map_err(|e| AuditUnavailable(e.to_string()))?;
+    for e in events
+        .iter_mut()
+        .filter(|e| e.basis.as_deref() == Some("emergency") && e.reason.is_none())
+    {
+        e.reason = windows
+            .iter()
+            .filter(|w| {
+                Some(w.staff.as_str())
+                    == e.actor
+                        .on_behalf_of
+                        .as_deref()
+                        .or(e.actor.person.as_deref())
+                    && Some(w.patient.as_str()) == e.patient.as_deref()
+                    && w.opened_at <= e.at
+                    && e.at < w.expires_at
+            })
+            .map(|w| w.reason.clone())
+            .next();
+    }
+    Ok(())
 }
 
 /// Why an access was allowed, from the policy that allowed it.
@@ -309,10 +381,13 @@ impl Scope {
         };
         let category = target.category.code().to_string();
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        // Permitted matches are counted as they are returned (see [`opened`]); refused ones
+        // as they are decided.
+        let counts_now = per_compartment && outcome == AuditOutcome::Denied;
         if let Some(&i) = p.index.get(&key)
             && let Some(e) = p.events.get_mut(i)
         {
-            if per_compartment {
+            if counts_now {
                 e.count = e.count.saturating_add(1);
             }
             if !e.categories.contains(&category) {
@@ -336,7 +411,7 @@ impl Scope {
             resource_type: Some(key.resource_type.clone()),
             resource_id: key.resource_id.clone(),
             categories: vec![category],
-            count: 1,
+            count: u32::from(!per_compartment || counts_now),
             basis: decision
                 .as_ref()
                 .ok()

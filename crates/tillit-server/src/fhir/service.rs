@@ -202,7 +202,8 @@ impl<'a> Fhir<'a> {
     }
 
     /// Opens a sealed version. Needs the permit for it.
-    pub fn open(&self, _permit: &Permit, v: &StoredVersion) -> FhirResult<Value> {
+    pub fn open(&self, permit: &Permit, v: &StoredVersion) -> FhirResult<Value> {
+        crate::audit::opened(permit);
         let Some(body) = &v.body else {
             return Err(FhirError::new(
                 410,

@@ -407,3 +407,207 @@ async fn a_request_fails_closed_when_the_log_cannot_be_written() {
     let (ok, out) = verify_cli(&app.dir);
     assert!(ok, "{out}");
 }
+
+fn entries(b: &Value) -> Vec<Value> {
+    b["entry"]
+        .as_array()
+        .map(|a| a.iter().map(|e| e["resource"].clone()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_patient_reads_who_looked_at_the_record_and_why() {
+    let app = spawn_demo();
+    let me = app.user("astrid.haugland")["patient_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let patient = Fhir::new(&app, "astrid.haugland");
+    let (s, b) = patient.get("/AuditEvent").await;
+    assert_eq!(s, 200, "{b}");
+    let before = entries(&b).len();
+
+    // A clinician in her care reads her record.
+    let reader = ["lege.lund", "sykepleier.dahl", "sykepleier.haugen"]
+        .into_iter()
+        .find(|u| {
+            app.user(u)["patients"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p == &me)
+        })
+        .expect("someone has Astrid in their care");
+    let staff = Fhir::new(&app, reader);
+    assert_eq!(staff.get(&format!("/Patient/{me}")).await.0, 200);
+    assert_eq!(
+        staff
+            .get(&format!("/Observation?patient={me}&_count=5"))
+            .await
+            .0,
+        200
+    );
+    let (_, b) = patient.get(&format!("/AuditEvent?patient={me}")).await;
+    let log = entries(&b);
+    assert!(log.len() >= before + 2, "{b}");
+    let read = log
+        .iter()
+        .find(|e| e["subtype"][1]["code"] == "read")
+        .unwrap();
+    let agent = &read["agent"][0];
+    assert_eq!(
+        agent["who"]["reference"],
+        format!(
+            "Practitioner/{}",
+            app.user(reader)["person_id"].as_str().unwrap()
+        )
+    );
+    assert!(agent["who"]["display"].as_str().is_some(), "{read}");
+    assert!(agent["role"][0]["text"].as_str().is_some(), "{read}");
+    assert!(agent["location"]["display"].as_str().is_some(), "{read}");
+    assert_eq!(read["purposeOfEvent"][0]["coding"][1]["code"], "TREAT");
+    assert_eq!(read["outcome"], "0");
+    assert_eq!(
+        read["entity"][0]["what"]["reference"],
+        format!("Patient/{me}")
+    );
+    assert!(
+        read["meta"]["profile"][0]
+            .as_str()
+            .unwrap()
+            .contains("PatientRead")
+    );
+    let search = log
+        .iter()
+        .find(|e| e["subtype"][1]["code"] == "search")
+        .unwrap();
+    assert_eq!(search["entity"][1]["name"], "Observation");
+    assert_eq!(search["entity"][1]["detail"][0]["valueString"], "5");
+
+    // Emergency access by a physician outside her care shows with its reason.
+    let outsider = ["lege.lund", "sykepleier.dahl", "sykepleier.haugen"]
+        .into_iter()
+        .find(|u| {
+            !app.user(u)["patients"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p == &me)
+        })
+        .unwrap();
+    let er = Fhir::new(&app, outsider);
+    assert_eq!(er.get(&format!("/Patient/{me}")).await.0, 403);
+    let reason = "Funnet bevisstløs i hjemmet, trenger medisinliste";
+    let body = json!({"resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": reason}]});
+    let (s, p) = er
+        .post(&format!("/Patient/{me}/$emergency-access"), &body)
+        .await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(er.get(&format!("/Patient/{me}")).await.0, 200);
+    let (_, b) = patient.get("/AuditEvent").await;
+    let log = entries(&b);
+    let opened = log
+        .iter()
+        .find(|e| e["subtype"][0]["code"] == "emergency.opened")
+        .unwrap();
+    assert!(
+        opened["outcomeDesc"].as_str().unwrap().contains(reason),
+        "{opened}"
+    );
+    let emergency_read = log
+        .iter()
+        .find(|e| {
+            e["subtype"][1]["code"] == "read"
+                && e["purposeOfEvent"][0]["coding"][0]["code"] == "emergency"
+        })
+        .unwrap();
+    assert_eq!(
+        emergency_read["purposeOfEvent"][0]["coding"][1]["code"],
+        "ETREAT"
+    );
+    assert!(
+        emergency_read["purposeOfEvent"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains(reason)
+    );
+    // The refused attempt before it is there too.
+    assert!(log.iter().any(|e| e["outcome"] == "4"
+        && e["agent"][0]["who"]["reference"]
+            == format!(
+                "Practitioner/{}",
+                app.user(outsider)["person_id"].as_str().unwrap()
+            )));
+
+    // Each one verifies: its leaf is in the signed tree.
+    let tenant = tenant_of(&app, "astrid.haugland");
+    let cp = checkpoint(&app, &tenant).await;
+    let seq: u64 = emergency_read["id"].as_str().unwrap().parse().unwrap();
+    let leaf = hash(&emergency_read["extension"][0]["extension"][1]["valueBase64Binary"]);
+    let (_, p) = json_at(
+        &app,
+        &format!(
+            "/audit/{tenant}/proof/inclusion?leaf={seq}&size={}",
+            cp.size
+        ),
+    )
+    .await;
+    assert_eq!(hash(&p["leaf_hash"]), leaf);
+    merkle::verify_inclusion(seq, cp.size, &leaf, &hashes(&p["hashes"]), &cp.root).unwrap();
+
+    // Only her own log; staff see their own accesses; the security officer sees all.
+    let other = app.user("berit.solberg")["patient_id"].as_str().unwrap();
+    assert_eq!(
+        patient.get(&format!("/AuditEvent?patient={other}")).await.0,
+        403
+    );
+    let (s, b) = staff.get("/AuditEvent").await;
+    assert_eq!(s, 200);
+    let mine = format!(
+        "Practitioner/{}",
+        app.user(reader)["person_id"].as_str().unwrap()
+    );
+    assert!(
+        entries(&b)
+            .iter()
+            .all(|e| e["agent"][0]["who"]["reference"] == mine)
+    );
+    let someone = app.user(outsider)["person_id"].as_str().unwrap();
+    assert_eq!(
+        staff
+            .get(&format!("/AuditEvent?agent=Practitioner/{someone}"))
+            .await
+            .0,
+        403
+    );
+    let so = Fhir::new(&app, "sikkerhet.moe");
+    let (s, b) = so
+        .get(&format!(
+            "/AuditEvent?agent=Practitioner/{someone}&outcome=4"
+        ))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert!(!entries(&b).is_empty());
+    assert!(entries(&b).iter().all(|e| e["outcome"] == "4"));
+    let (s, oo) = so.get("/AuditEvent?date=yesterday").await;
+    assert_eq!(
+        (s, oo["resourceType"].as_str()),
+        (400, Some("OperationOutcome"))
+    );
+    // The security officer's look at her log is itself in her log.
+    let (_, b) = so.get(&format!("/AuditEvent?patient={me}&_count=1")).await;
+    assert_eq!(entries(&b).len(), 1);
+    assert_eq!(b["link"][0]["relation"], "next");
+    let (_, b) = patient.get("/AuditEvent?subtype=audit.search").await;
+    assert!(!entries(&b).is_empty(), "{b}");
+    // Nobody writes the log through the API.
+    let (s, _, _) = so
+        .send(
+            reqwest::Method::POST,
+            "/AuditEvent",
+            Some(&json!({"resourceType": "AuditEvent"})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 405);
+}
