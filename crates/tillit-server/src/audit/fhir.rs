@@ -43,6 +43,13 @@ enum Scope {
     Actor(String),
 }
 
+/// Sets `key` on a JSON object (a no-op on anything else).
+fn put(v: &mut Value, key: &str, value: Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.insert(key.to_string(), value);
+    }
+}
+
 fn bad(msg: impl Into<String>) -> FhirError {
     FhirError::new(400, IssueType::Invalid, msg)
 }
@@ -220,7 +227,7 @@ async fn resource(state: &AppState, tenant: &TenantId, names: &mut Names, e: &Au
         };
         let mut who = json!({"reference": format!("{rt}/{person}")});
         if let Some(n) = name {
-            who["display"] = json!(n);
+            put(&mut who, "display", json!(n));
         }
         let mut roles: Vec<Value> = ev
             .actor
@@ -247,22 +254,22 @@ async fn resource(state: &AppState, tenant: &TenantId, names: &mut Names, e: &Au
             })
             .collect();
         if let Some(first) = units.first() {
-            agent["location"] = first.clone();
+            put(&mut agent, "location", first.clone());
         }
         if !ev.policies.is_empty() {
-            agent["policy"] = json!(ev.policies);
+            put(&mut agent, "policy", json!(ev.policies));
         }
         if let Some(ip) = &ev.client.ip {
-            agent["network"] = json!({"address": ip, "type": "2"});
+            put(&mut agent, "network", json!({"address": ip, "type": "2"}));
         }
         if ev.actor.support {
-            agent["purposeOfUse"] = json!([purpose("support")]);
+            put(&mut agent, "purposeOfUse", json!([purpose("support")]));
         }
         agents.push(agent);
         if let Some(boss) = &ev.actor.on_behalf_of {
             let mut who = json!({"reference": format!("Practitioner/{boss}")});
             if let Some(n) = names.person(state, tenant, boss).await {
-                who["display"] = json!(n);
+                put(&mut who, "display", json!(n));
             }
             agents.push(json!({
                 "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "RESP", "display": "responsible party"}]},
@@ -281,7 +288,7 @@ async fn resource(state: &AppState, tenant: &TenantId, names: &mut Names, e: &Au
     if let Some(p) = &ev.patient {
         let mut what = json!({"reference": format!("Patient/{p}")});
         if let Some(n) = names.person(state, tenant, p).await {
-            what["display"] = json!(n);
+            put(&mut what, "display", json!(n));
         }
         entities.push(json!({
             "what": what,
@@ -301,11 +308,18 @@ async fn resource(state: &AppState, tenant: &TenantId, names: &mut Names, e: &Au
             "securityLabel": labels,
         });
         match &ev.resource_id {
-            Some(id) => entity["what"] = json!({"reference": format!("{rt}/{id}")}),
+            Some(id) => put(
+                &mut entity,
+                "what",
+                json!({"reference": format!("{rt}/{id}")}),
+            ),
             None => {
-                entity["name"] = json!(rt);
-                entity["detail"] =
-                    json!([{"type": "records", "valueString": ev.count.to_string()}]);
+                put(&mut entity, "name", json!(rt));
+                put(
+                    &mut entity,
+                    "detail",
+                    json!([{"type": "records", "valueString": ev.count.to_string()}]),
+                );
             }
         }
         entities.push(entity);
@@ -335,7 +349,7 @@ async fn resource(state: &AppState, tenant: &TenantId, names: &mut Names, e: &Au
         },
     });
     if let Some(p) = profile {
-        r["meta"] = json!({"profile": [p]});
+        put(&mut r, "meta", json!({"profile": [p]}));
     }
     let detail = match (&ev.detail, &ev.reason) {
         (Some(d), Some(reason)) => Some(format!("{d}; reason: {reason}")),
@@ -344,17 +358,17 @@ async fn resource(state: &AppState, tenant: &TenantId, names: &mut Names, e: &Au
         (None, None) => None,
     };
     if let Some(d) = detail {
-        r["outcomeDesc"] = json!(d);
+        put(&mut r, "outcomeDesc", json!(d));
     }
     if let Some(b) = &ev.basis {
         let mut p = purpose(b);
         if let Some(reason) = &ev.reason {
-            p["text"] = json!(format!("{b}: {reason}"));
+            put(&mut p, "text", json!(format!("{b}: {reason}")));
         }
-        r["purposeOfEvent"] = json!([p]);
+        put(&mut r, "purposeOfEvent", json!([p]));
     }
     if !entities.is_empty() {
-        r["entity"] = json!(entities);
+        put(&mut r, "entity", json!(entities));
     }
     r
 }
@@ -515,7 +529,11 @@ async fn search_with(
         let q = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
             .finish();
-        bundle["link"] = json!([{"relation": "next", "url": format!("AuditEvent?{q}")}]);
+        put(
+            &mut bundle,
+            "link",
+            json!([{"relation": "next", "url": format!("AuditEvent?{q}")}]),
+        );
     }
     Ok(bundle)
 }
