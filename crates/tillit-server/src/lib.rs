@@ -90,6 +90,13 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/static/tillit.css", get(views::stylesheet))
+        .route("/admin/alerts", get(audit::alerts::list))
+        .route("/admin/alerts/{id}", get(audit::alerts::detail))
+        .route("/admin/alerts/{id}/decision", post(audit::alerts::decide))
+        .route(
+            "/admin/review-rules",
+            get(audit::alerts::rules).put(audit::alerts::set_rules),
+        )
         .route("/audit/key", get(audit::api::key))
         .route(
             "/audit/{tenant}/checkpoint",

@@ -28,6 +28,8 @@ pub struct AppState {
     pub access_cache: Arc<crate::authz::AccessCache>,
     /// The audit log's group commit.
     pub audit: Arc<crate::audit::AuditLog>,
+    /// The log-review rules' state per tenant.
+    pub review: Arc<crate::audit::review::Review>,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
         };
         Self {
             audit: Arc::new(crate::audit::AuditLog::new(store.clone())),
+            review: Arc::default(),
             store,
             clock,
             hasher,

@@ -4,7 +4,7 @@
 //! long the log), and signed checkpoints in `audit_checkpoints`.
 
 use crate::conn::{SqliteStore, driver};
-use crate::queries::{from_ts, insert_event, seal_opt, tenant_id, ts};
+use crate::queries::{from_ts, insert_event, new_id, opt_ts, seal_opt, tenant_id, ts};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
@@ -539,6 +539,203 @@ impl AuditStore for SqliteStore {
         })
         .await
     }
+
+    async fn review_cursor(&self, tenant: &TenantId) -> StoreResult<u64> {
+        let tenant = tenant.to_string();
+        self.read(move |c| {
+            let n: Option<i64> = c
+                .query_row(
+                    "SELECT next_seq FROM audit_review_cursor WHERE tenant_id = ?1",
+                    params![tenant],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(driver)?;
+            Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn add_alerts(
+        &self,
+        tenant: &TenantId,
+        alerts: &[NewAlert],
+        next_seq: u64,
+    ) -> StoreResult<Vec<String>> {
+        let (tenant, alerts) = (tenant.to_string(), alerts.to_vec());
+        self.write(move |tx| {
+            let mut ids = Vec::with_capacity(alerts.len());
+            for a in &alerts {
+                let id = new_id();
+                let seqs = a
+                    .seqs
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                tx.execute(
+                    "INSERT INTO audit_alerts (id, tenant_id, rule, severity, actor_person, patient_id, seqs, summary, raised_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![id, tenant, a.rule, a.severity, a.actor, a.patient, seqs, a.summary, ts(a.raised_at)],
+                )
+                .map_err(driver)?;
+                ids.push(id);
+            }
+            tx.execute(
+                "INSERT INTO audit_review_cursor (tenant_id, next_seq) VALUES (?1, ?2)
+                 ON CONFLICT (tenant_id) DO UPDATE SET next_seq = max(next_seq, excluded.next_seq)",
+                params![tenant, seq_i64(next_seq)?],
+            )
+            .map_err(driver)?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn alerts(
+        &self,
+        tenant: &TenantId,
+        status: Option<AlertStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<Alert>> {
+        let (tenant, cipher) = (tenant.clone(), self.cipher());
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {ALERT_COLUMNS} FROM audit_alerts
+                     WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2)
+                     ORDER BY raised_at DESC, id LIMIT ?3"
+                ))
+                .map_err(driver)?;
+            let rows = s
+                .query_map(
+                    params![tenant.as_str(), status.map(AlertStatus::code), limit],
+                    |r| alert_row(r, &*cipher, &tenant),
+                )
+                .map_err(driver)?;
+            rows.collect::<Result<_, _>>().map_err(driver)
+        })
+        .await
+    }
+
+    async fn alert(&self, tenant: &TenantId, id: &str) -> StoreResult<Option<Alert>> {
+        let (tenant, id, cipher) = (tenant.clone(), id.to_string(), self.cipher());
+        self.read(move |c| {
+            c.query_row(
+                &format!(
+                    "SELECT {ALERT_COLUMNS} FROM audit_alerts WHERE tenant_id = ?1 AND id = ?2"
+                ),
+                params![tenant.as_str(), id],
+                |r| alert_row(r, &*cipher, &tenant),
+            )
+            .optional()
+            .map_err(driver)
+        })
+        .await
+    }
+
+    async fn decide_alert(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        decision: &AlertDecision,
+    ) -> StoreResult<Alert> {
+        if decision.status == AlertStatus::Open {
+            return Err(StoreError::Invalid(
+                "an alert is closed as justified or as a deviation".into(),
+            ));
+        }
+        if decision.breach && decision.status != AlertStatus::Deviation {
+            return Err(StoreError::Invalid(
+                "only a deviation can be a personal-data breach".into(),
+            ));
+        }
+        let note = self
+            .cipher()
+            .seal(Some(tenant), &format!("alert-note/{id}"), &decision.note)?;
+        let (t, i, d) = (tenant.to_string(), id.to_string(), decision.clone());
+        self.write(move |tx| {
+            let current: Option<(String, i64)> = tx
+                .query_row(
+                    "SELECT status, breach FROM audit_alerts WHERE tenant_id = ?1 AND id = ?2",
+                    params![t, i],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(driver)?;
+            let Some((status, breach)) = current else {
+                return Err(StoreError::NotFound("alert"));
+            };
+            let deadline = ts(d.at + time::Duration::hours(72));
+            if status == "open" {
+                tx.execute(
+                    "UPDATE audit_alerts SET status = ?3, decided_by = ?4, decided_at = ?5,
+                     decision_note = ?6, breach = ?7, breach_deadline = ?8
+                     WHERE tenant_id = ?1 AND id = ?2",
+                    params![
+                        t,
+                        i,
+                        d.status.code(),
+                        d.by,
+                        ts(d.at),
+                        note,
+                        d.breach,
+                        d.breach.then_some(deadline)
+                    ],
+                )
+                .map_err(driver)?;
+            } else if status == "deviation" && d.status == AlertStatus::Deviation && d.breach && breach == 0 {
+                // Found to be a breach after closing: the clock starts now.
+                tx.execute(
+                    "UPDATE audit_alerts SET breach = 1, breach_deadline = ?3 WHERE tenant_id = ?1 AND id = ?2",
+                    params![t, i, deadline],
+                )
+                .map_err(driver)?;
+            } else {
+                return Err(StoreError::Conflict(format!(
+                    "the alert is already closed as {status}"
+                )));
+            }
+            Ok(())
+        })
+        .await?;
+        self.alert(tenant, id)
+            .await?
+            .ok_or(StoreError::NotFound("alert"))
+    }
+
+    async fn review_rules(&self, tenant: &TenantId) -> StoreResult<Option<String>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT rules FROM audit_review_rules WHERE tenant_id = ?1",
+                params![tenant],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(driver)
+        })
+        .await
+    }
+
+    async fn set_review_rules(
+        &self,
+        tenant: &TenantId,
+        rules: &str,
+        at: time::OffsetDateTime,
+    ) -> StoreResult<()> {
+        let (tenant, rules) = (tenant.to_string(), rules.to_string());
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO audit_review_rules (tenant_id, rules, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tenant_id) DO UPDATE SET rules = excluded.rules, updated_at = excluded.updated_at",
+                params![tenant, rules, ts(at)],
+            )
+            .map_err(driver)?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 fn checkpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCheckpoint> {
@@ -546,5 +743,43 @@ fn checkpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCheckpoint> {
         size: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
         at: from_ts(r.get(1)?)?,
         note: r.get(2)?,
+    })
+}
+
+const ALERT_COLUMNS: &str = "id, rule, severity, actor_person, patient_id, seqs, summary, raised_at, status, decided_by, decided_at, decision_note, breach, breach_deadline";
+
+fn alert_row(
+    r: &rusqlite::Row<'_>,
+    cipher: &dyn FieldCipher,
+    tenant: &TenantId,
+) -> rusqlite::Result<Alert> {
+    let id: String = r.get(0)?;
+    let seqs: String = r.get(5)?;
+    let note: Option<Vec<u8>> = r.get(11)?;
+    let decision_note = note
+        .map(|b| cipher.open(Some(tenant), &format!("alert-note/{id}"), &b))
+        .transpose()
+        .map_err(crate::queries::cipher_err)?;
+    let status: String = r.get(8)?;
+    Ok(Alert {
+        alert: NewAlert {
+            rule: r.get(1)?,
+            severity: r.get(2)?,
+            actor: r.get(3)?,
+            patient: r.get(4)?,
+            seqs: seqs
+                .split_whitespace()
+                .filter_map(|s| s.parse().ok())
+                .collect(),
+            summary: r.get(6)?,
+            raised_at: from_ts(r.get(7)?)?,
+        },
+        id,
+        status: AlertStatus::parse(&status).unwrap_or(AlertStatus::Open),
+        decided_by: r.get(9)?,
+        decided_at: opt_ts(r.get(10)?)?,
+        decision_note,
+        breach: r.get::<_, i64>(12)? != 0,
+        breach_deadline: opt_ts(r.get(13)?)?,
     })
 }

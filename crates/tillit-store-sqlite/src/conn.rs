@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_support_access.sql"),
     include_str!("../migrations/0008_access_generation.sql"),
     include_str!("../migrations/0009_audit_log.sql"),
+    include_str!("../migrations/0010_audit_review.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -188,6 +188,72 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
+/// An alert raised by a review rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAlert {
+    pub rule: String,
+    /// low, medium, high
+    pub severity: String,
+    pub actor: Option<String>,
+    pub patient: Option<String>,
+    pub seqs: Vec<u64>,
+    pub summary: String,
+    pub raised_at: OffsetDateTime,
+}
+
+/// How an alert was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertStatus {
+    Open,
+    /// The access had a legitimate reason.
+    Justified,
+    /// A deviation (avvik): the access should not have happened.
+    Deviation,
+}
+
+impl AlertStatus {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Justified => "justified",
+            Self::Deviation => "deviation",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(Self::Open),
+            "justified" => Some(Self::Justified),
+            "deviation" => Some(Self::Deviation),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    pub id: String,
+    pub alert: NewAlert,
+    pub status: AlertStatus,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<OffsetDateTime>,
+    pub decision_note: Option<String>,
+    pub breach: bool,
+    /// When the data protection authority must have been notified (72 hours).
+    pub breach_deadline: Option<OffsetDateTime>,
+}
+
+/// A security officer's decision on an alert.
+#[derive(Debug, Clone)]
+pub struct AlertDecision {
+    pub status: AlertStatus,
+    pub by: String,
+    pub note: String,
+    /// A deviation that is a personal-data breach: starts the 72-hour clock.
+    pub breach: bool,
+    pub at: OffsetDateTime,
+}
+
 #[async_trait]
 pub trait AuditStore: Send + Sync + 'static {
     /// Appends a batch in one transaction and one sync, assigning each event the next
@@ -241,4 +307,38 @@ pub trait AuditStore: Send + Sync + 'static {
         &self,
         tenant: &TenantId,
     ) -> StoreResult<Option<StoredCheckpoint>>;
+
+    /// The next sequence number the tenant's review rules have not read.
+    async fn review_cursor(&self, tenant: &TenantId) -> StoreResult<u64>;
+    /// Records the alerts raised over events up to `next_seq` (exclusive), and moves the
+    /// cursor there, in one transaction. Returns the alerts' ids.
+    async fn add_alerts(
+        &self,
+        tenant: &TenantId,
+        alerts: &[NewAlert],
+        next_seq: u64,
+    ) -> StoreResult<Vec<String>>;
+    /// Alerts, newest first; `status` None for all.
+    async fn alerts(
+        &self,
+        tenant: &TenantId,
+        status: Option<AlertStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<Alert>>;
+    async fn alert(&self, tenant: &TenantId, id: &str) -> StoreResult<Option<Alert>>;
+    /// Closes an open alert (justified or deviation), or marks a closed deviation a breach.
+    async fn decide_alert(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        decision: &AlertDecision,
+    ) -> StoreResult<Alert>;
+    /// The tenant's review rules (JSON), if it has replaced the defaults.
+    async fn review_rules(&self, tenant: &TenantId) -> StoreResult<Option<String>>;
+    async fn set_review_rules(
+        &self,
+        tenant: &TenantId,
+        rules: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
 }

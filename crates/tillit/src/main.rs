@@ -396,6 +396,7 @@ async fn serve(config: Config, demo_tls: Option<certs::DemoTls>) -> Result<()> {
     );
     spawn_session_sweeper(&state);
     tillit_server::audit::checkpoints::spawn_cadence(&state);
+    tillit_server::audit::review::spawn(&state);
     let app = tillit_server::router(state.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(redirect) = redirect {

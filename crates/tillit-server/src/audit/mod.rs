@@ -12,9 +12,11 @@
 //! - Security events (logins, token use, admin and policy changes, emergency access) go
 //!   through the same group commit, into both the tree and the older `security_events`.
 
+pub mod alerts;
 pub mod api;
 pub mod checkpoints;
 pub mod fhir;
+pub mod review;
 
 use crate::authz::{Action, Actor, Denial, Permit, Subject, Target};
 use crate::session::{AuthVia, Client};

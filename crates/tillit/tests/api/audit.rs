@@ -611,3 +611,229 @@ async fn the_patient_reads_who_looked_at_the_record_and_why() {
         .await;
     assert_eq!(s, 405);
 }
+
+async fn so_get(app: &TestApp, so: &Session, path: &str) -> (u16, Value) {
+    let r = app
+        .client
+        .get(app.url(path))
+        .headers(so.headers())
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap())
+}
+
+async fn so_send(
+    app: &TestApp,
+    so: &Session,
+    method: reqwest::Method,
+    path: &str,
+    body: &Value,
+    csrf: bool,
+) -> (u16, Value) {
+    let mut rb = app
+        .client
+        .request(method, app.url(path))
+        .headers(so.headers())
+        .json(body);
+    if csrf {
+        rb = rb.header("x-csrf-token", so.csrf());
+    }
+    let r = rb.send().await.unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn an_emergency_access_raises_an_alert_that_the_security_officer_closes() {
+    let app = spawn_demo();
+    let lege = Fhir::new(&app, "lege.lund");
+    let mine: Vec<Value> = app.user("lege.lund")["patients"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let others: Vec<String> = app.user("sykepleier.dahl")["patients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| !mine.contains(p))
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    let p = &others[0];
+    let reason = "Ringt av legevakten, pasienten er akutt syk";
+    let body = json!({"resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": reason}]});
+    assert_eq!(
+        lege.post(&format!("/Patient/{p}/$emergency-access"), &body)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(lege.get(&format!("/Patient/{p}")).await.0, 200);
+
+    let so = app.session("sikkerhet.moe").await;
+    let (s, b) = so_get(&app, &so, "/admin/alerts").await;
+    assert_eq!(s, 200, "{b}");
+    let lund = app.user("lege.lund")["person_id"].as_str().unwrap();
+    let alert = b["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == "emergency" && a["patient"]["id"] == p.as_str())
+        .unwrap_or_else(|| panic!("no emergency alert: {b}"))
+        .clone();
+    assert_eq!(alert["actor"]["id"], lund);
+    assert!(alert["actor"]["name"].as_str().is_some());
+    assert_eq!(alert["severity"], "high");
+    assert_eq!(alert["status"], "open");
+    let id = alert["id"].as_str().unwrap();
+    let (s, d) = so_get(&app, &so, &format!("/admin/alerts/{id}")).await;
+    assert_eq!(s, 200);
+    assert!(
+        d["event_details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "emergency.opened" && e["reason"] == reason),
+        "{d}"
+    );
+    // Only the security officer sees the queue.
+    let r = app
+        .client
+        .get(app.url("/admin/alerts"))
+        .bearer_auth(&lege.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // Closing it: CSRF, a reason, and a breach only for a deviation.
+    let path = format!("/admin/alerts/{id}/decision");
+    let deviation = json!({"decision": "deviation", "note": "Ingen behandlingsrelasjon, ikke akutt", "breach": true});
+    assert_eq!(
+        so_send(&app, &so, reqwest::Method::POST, &path, &deviation, false)
+            .await
+            .0,
+        403
+    );
+    let (s, e) = so_send(
+        &app,
+        &so,
+        reqwest::Method::POST,
+        &path,
+        &json!({"decision": "deviation", "note": "nei"}),
+        true,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("why"),
+        "{e}"
+    );
+    let (s, _) = so_send(
+        &app,
+        &so,
+        reqwest::Method::POST,
+        &path,
+        &json!({"decision": "justified", "note": "Akutt, ok", "breach": true}),
+        true,
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, closed) = so_send(&app, &so, reqwest::Method::POST, &path, &deviation, true).await;
+    assert_eq!(s, 200, "{closed}");
+    assert_eq!(closed["status"], "deviation");
+    assert_eq!(closed["breach"], true);
+    let left = closed["breach_hours_left"].as_f64().unwrap();
+    assert!((71.0..=72.0).contains(&left), "{closed}");
+    assert_eq!(
+        closed["decided_by"]["id"],
+        app.user("sikkerhet.moe")["person_id"]
+    );
+    let (s, e) = so_send(
+        &app,
+        &so,
+        reqwest::Method::POST,
+        &path,
+        &json!({"decision": "justified", "note": "Likevel ok"}),
+        true,
+    )
+    .await;
+    assert_eq!(s, 400, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already closed")
+    );
+    let (_, b) = so_get(&app, &so, "/admin/alerts?status=deviation").await;
+    assert!(
+        b["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == id)
+    );
+    let (_, b) = so_get(&app, &so, "/admin/alerts").await;
+    assert!(
+        !b["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == id)
+    );
+
+    // The tenant's thresholds are data: a bad rule set is refused in place, a good one applies.
+    let (s, r) = so_get(&app, &so, "/admin/review-rules").await;
+    assert_eq!(s, 200);
+    let mut rules = r["rules"].clone();
+    for rule in rules["rules"].as_array_mut().unwrap() {
+        if rule["id"] == "denied-bulk" {
+            rule["kind"]["threshold"] = json!(0);
+        }
+    }
+    let (s, e) = so_send(
+        &app,
+        &so,
+        reqwest::Method::PUT,
+        "/admin/review-rules",
+        &rules,
+        true,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("threshold"),
+        "{e}"
+    );
+    for rule in rules["rules"].as_array_mut().unwrap() {
+        if rule["id"] == "denied-bulk" {
+            rule["kind"]["threshold"] = json!(3);
+        }
+    }
+    let (s, e) = so_send(
+        &app,
+        &so,
+        reqwest::Method::PUT,
+        "/admin/review-rules",
+        &rules,
+        true,
+    )
+    .await;
+    assert_eq!(s, 200, "{e}");
+    for q in others.iter().skip(1).take(3) {
+        assert_eq!(lege.get(&format!("/Patient/{q}")).await.0, 403);
+    }
+    let (_, b) = so_get(&app, &so, "/admin/alerts").await;
+    assert!(
+        b["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["rule"] == "denied-bulk" && a["actor"]["id"] == lund),
+        "{b}"
+    );
+}
