@@ -1293,25 +1293,6 @@ impl Store for SqliteStore {
         self.write(move |tx| insert_event(tx, &e, username)).await
     }
 
-    async fn record_token_use(&self, id: &str, event: &NewSecurityEvent) -> StoreResult<i64> {
-        let (id, e) = (id.to_string(), event.clone());
-        let username = seal_opt(
-            &*self.cipher(),
-            e.tenant.as_ref(),
-            "event-username",
-            e.username.as_deref(),
-        )?;
-        self.write(move |tx| {
-            tx.execute(
-                "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
-                params![id, ts(e.at)],
-            )
-            .map_err(driver)?;
-            insert_event(tx, &e, username)
-        })
-        .await
-    }
-
     async fn security_events(
         &self,
         tenant: Option<&TenantId>,

@@ -292,8 +292,6 @@ pub trait Store: AuditStore + Send + Sync + 'static {
         id: &str,
         at: OffsetDateTime,
     ) -> StoreResult<()>;
-    /// Marks a token used and records the `token.use` event, in one transaction.
-    async fn record_token_use(&self, id: &str, event: &NewSecurityEvent) -> StoreResult<i64>;
 
     // --- sessions ---
     async fn create_session(&self, session: &Session) -> StoreResult<()>;

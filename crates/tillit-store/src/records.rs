@@ -310,6 +310,8 @@ pub enum SecurityEventKind {
     AuditSearch,
     /// A security officer closed or changed an alert.
     AlertReviewed,
+    /// Audit events were exported (to a file or a SIEM).
+    AuditExported,
 }
 
 impl SecurityEventKind {
@@ -332,6 +334,7 @@ impl SecurityEventKind {
             Self::SupportAccess => "support.access",
             Self::AuditSearch => "audit.search",
             Self::AlertReviewed => "alert.reviewed",
+            Self::AuditExported => "audit.export",
         }
     }
 
@@ -354,6 +357,7 @@ impl SecurityEventKind {
             Self::SupportAccess,
             Self::AuditSearch,
             Self::AlertReviewed,
+            Self::AuditExported,
         ]
         .into_iter()
         .find(|k| k.code() == code)

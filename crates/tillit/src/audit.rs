@@ -232,11 +232,34 @@ pub async fn export(ctx: &Ctx, a: ExportArgs<'_>) -> Result<()> {
     } else {
         a.format
     };
-    let mut n = 0u64;
+    let mut counts = Vec::with_capacity(tenants.len());
     for t in &tenants {
-        n += export_tenant(ctx, t, from, to, format, &host, sink.as_mut()).await?;
+        counts.push(export_tenant(ctx, t, from, to, format, &host, sink.as_mut()).await?);
     }
     sink.finish().await?;
+    // Each export is itself in the tenant's log.
+    let target = match (a.syslog_tls, a.out) {
+        (Some(addr), _) => format!("syslog over TLS to {addr}"),
+        (None, Some(p)) => format!("file {}", p.display()),
+        (None, None) => "standard output".into(),
+    };
+    for (t, count) in tenants.iter().zip(&counts) {
+        let ev = tillit_store::NewSecurityEvent {
+            at: ctx.clock_now(),
+            tenant: Some(t.clone()),
+            user: None,
+            username: None,
+            kind: tillit_store::SecurityEventKind::AuditExported,
+            outcome_ok: true,
+            detail: format!("{count} audit events exported to {target}"),
+            ip: None,
+            user_agent: Some("tillit audit export (CLI)".into()),
+        };
+        ctx.store
+            .append_audit(tillit_server::audit::security_batch(ev, None, None, None))
+            .await?;
+    }
+    let n: u64 = counts.iter().sum();
     eprintln!("{n} audit events exported");
     Ok(())
 }

@@ -837,3 +837,147 @@ async fn an_emergency_access_raises_an_alert_that_the_security_officer_closes() 
         "{b}"
     );
 }
+
+fn export_cli(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(["audit", "export", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_log_exports_as_json_lines_and_as_syslog_over_tls() {
+    use rustls_pki_types::pem::PemObject;
+    use tokio::io::AsyncReadExt;
+    let app = spawn_demo();
+    let lege = Fhir::new(&app, "lege.lund");
+    let patient = app.user("lege.lund")["patients"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..3 {
+        lege.get(&format!("/Patient/{patient}")).await;
+    }
+    let tenant = tenant_of(&app, "lege.lund");
+
+    // JSON lines of a period, to a file written whole.
+    let out = app.dir.join("export.jsonl");
+    let o = export_cli(
+        &app.dir,
+        &[
+            "--tenant",
+            "Nordby kommune",
+            "--from",
+            "2020-01-01",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 6);
+    assert!(
+        lines
+            .windows(2)
+            .all(|w| w[0]["seq"].as_u64() < w[1]["seq"].as_u64())
+    );
+    assert!(lines.iter().all(|l| l["tenant"] == tenant.as_str()));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["action"] == "read" && l["patient"] == patient.as_str())
+    );
+    // A period in the future is empty; a backwards one is refused with a reason.
+    let o = export_cli(&app.dir, &["--from", "2099-01-01"]);
+    assert!(o.status.success());
+    assert!(o.stdout.is_empty());
+    let o = export_cli(&app.dir, &["--from", "2026-12-01", "--to", "2026-11-01"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--from must be before --to"));
+    let o = export_cli(&app.dir, &["--from", "last week"]);
+    assert!(!o.status.success());
+
+    // RFC 5424 over TLS (RFC 5425 framing) to a receiver with the demo's certificate.
+    let tls = app.dir.join("tls");
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(tls.join("server.pem"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(tls.join("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let receiver = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut s = acceptor.accept(tcp).await.unwrap();
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all).await;
+        all
+    });
+    let dir = app.dir.clone();
+    let ca = app.creds["ca_cert"].as_str().unwrap().to_string();
+    let o = tokio::task::spawn_blocking(move || {
+        export_cli(
+            &dir,
+            &[
+                "--tenant",
+                "Nordby kommune",
+                "--syslog-tls",
+                &format!("localhost:{port}"),
+                "--syslog-ca",
+                &ca,
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let raw = String::from_utf8(receiver.await.unwrap()).unwrap();
+    // Frames: "LEN SP MSG", one after another.
+    let mut rest = raw.as_str();
+    let mut messages = Vec::new();
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_once(' ').unwrap();
+        let len: usize = len.parse().unwrap();
+        messages.push(&tail[..len]);
+        rest = &tail[len..];
+    }
+    // The two exports before are themselves in the log now, and so in this one.
+    assert_eq!(messages.len(), lines.len() + 2);
+    assert!(messages.last().unwrap().contains("audit.export"));
+    let first = messages[0];
+    assert!(first.starts_with("<10"), "{first}");
+    assert!(first.contains(" tillit - "), "{first}");
+    assert!(
+        first.contains(&format!("[tillit@32473 tenant=\"{tenant}\" seq=\"0\"")),
+        "{first}"
+    );
+    let json_part = &first[first.find("] {").unwrap() + 2..];
+    let v: Value = serde_json::from_str(json_part).unwrap();
+    assert_eq!(v["seq"], 0);
+    // A receiver whose certificate is not trusted is refused.
+    let o = export_cli(
+        &app.dir,
+        &[
+            "--syslog-tls",
+            "localhost:1",
+            "--syslog-ca",
+            app.creds["ca_cert"].as_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+}
