@@ -76,7 +76,7 @@ fn event(tenant: &TenantId, rng: &mut Rng, at: OffsetDateTime) -> NewAuditEvent 
     let p = rng.below(PATIENTS);
     let search = rng.below(10) < 3;
     let denied = rng.below(50) == 0;
-    let (role, policy) = if staff % 5 == 0 {
+    let (role, policy) = if staff.is_multiple_of(5) {
         ("physician", "tenant.physician")
     } else {
         ("nurse", "tenant.nurse")
@@ -276,7 +276,11 @@ async fn appends(
     let log = Arc::new(AuditLog::new(store));
     // Warm up: start the writer task and the connection.
     log.append(AuditBatch {
-        events: vec![event(tenant, &mut Rng(1), OffsetDateTime::now_utc())],
+        events: vec![event(
+            tenant,
+            &mut Rng(1),
+            tillit_core::Clock::now(&tillit_core::SystemClock),
+        )],
         ..AuditBatch::default()
     })
     .await
@@ -295,7 +299,11 @@ async fn appends(
             let mut lat = Vec::new();
             while Instant::now() < deadline {
                 let t = Instant::now();
-                let ev = event(&tenant, &mut rng, OffsetDateTime::now_utc());
+                let ev = event(
+                    &tenant,
+                    &mut rng,
+                    tillit_core::Clock::now(&tillit_core::SystemClock),
+                );
                 let seqs = log
                     .append(AuditBatch {
                         events: vec![ev],
