@@ -170,6 +170,16 @@ fn filesystem(path: &Path) -> String {
     best.map(|b| b.1).unwrap_or_else(|| "unknown".into())
 }
 
+/// CPU seconds used by this process so far (user + system, from /proc/self/stat; 100 Hz ticks).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of the file, counted from the state (field 3) here.
+    (tick(11) + tick(12)) / 100.0
+}
+
 fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
@@ -262,6 +272,7 @@ struct AppendRow {
     per_commit: f64,
     p50: f64,
     p99: f64,
+    cpu: f64,
 }
 
 /// 3. `writers` tasks, each appending one event at a time through the group commit.
@@ -289,6 +300,7 @@ async fn appends(
         log.stats().commits.load(Ordering::Relaxed),
         log.stats().events.load(Ordering::Relaxed),
     );
+    let cpu0 = cpu_secs();
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
@@ -322,6 +334,7 @@ async fn appends(
         lat.extend(t.await.unwrap());
     }
     let el = start.elapsed().as_secs_f64();
+    let cpu = (cpu_secs() - cpu0) / el;
     let commits = log.stats().commits.load(Ordering::Relaxed) - c0;
     let events = log.stats().events.load(Ordering::Relaxed) - e0;
     assert_eq!(events, lat.len() as u64);
@@ -333,6 +346,7 @@ async fn appends(
         per_commit: events as f64 / commits.max(1) as f64,
         p50: pct(&lat, 0.5),
         p99: pct(&lat, 0.99),
+        cpu,
     }
 }
 
@@ -350,6 +364,7 @@ async fn fill(store: &SqliteStore, tenant: &TenantId, target: u64) -> (u64, f64,
     let start = Instant::now();
     let mut pending: Option<tokio::task::JoinHandle<()>> = None;
     let mut next_report = have + 1_000_000;
+    let cpu0 = cpu_secs();
     while seq < target {
         let n = FILL_BATCH.min(target - seq);
         let mut batch = AuditBatch::default();
@@ -388,6 +403,7 @@ async fn fill(store: &SqliteStore, tenant: &TenantId, target: u64) -> (u64, f64,
         p.await.unwrap();
     }
     let el = start.elapsed().as_secs_f64();
+    eprintln!("  fill CPU {:.0} %", (cpu_secs() - cpu0) / el * 100.0);
     (
         target - have,
         el,
@@ -524,12 +540,12 @@ async fn main() {
 
     println!("\nAuditLog::append, one event per call, {secs:.0} s per case:");
     println!(
-        "| writers | events/s | commits/s | events/commit | p50 | p99 | ÷ fsync/s | ÷ SQLite rows/s |"
+        "| writers | events/s | commits/s | events/commit | p50 | p99 | ÷ fsync/s | ÷ SQLite rows/s | CPU |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for r in &rows {
         println!(
-            "| {} | {:.0} | {:.0} | {:.1} | {:.2} ms | {:.2} ms | {:.2} | {:.2} |",
+            "| {} | {:.0} | {:.0} | {:.1} | {:.2} ms | {:.2} ms | {:.2} | {:.2} | {:.0} % |",
             r.label,
             r.events_s,
             r.commits_s,
@@ -537,7 +553,8 @@ async fn main() {
             r.p50,
             r.p99,
             r.events_s / fsync_s,
-            r.events_s / ceil_rows
+            r.events_s / ceil_rows,
+            r.cpu * 100.0
         );
     }
 
