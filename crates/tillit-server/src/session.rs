@@ -214,14 +214,16 @@ async fn principal_from_bearer(
         ip: Some(client.ip.to_string()),
         user_agent: client.user_agent.clone(),
     };
-    // Through the group commit with the request's other events: one sync serves many.
+    // With the request's other events, in its one group commit before the response leaves.
     let mut batch = crate::audit::security_batch(event, Some(user.person.as_str()), None, None);
     batch.token_uses.push((t.id.clone(), now));
-    state
-        .audit
-        .append(batch)
-        .await
-        .map_err(|e| AppError::Unavailable(format!("security event not recorded: {e}")))?;
+    if let Some(batch) = crate::audit::defer(batch) {
+        state
+            .audit
+            .append(batch)
+            .await
+            .map_err(|e| AppError::Unavailable(format!("security event not recorded: {e}")))?;
+    }
     finish(state, user, AuthVia::Token { id: t.id }).await
 }
 

@@ -312,6 +312,8 @@ pub enum SecurityEventKind {
     AlertReviewed,
     /// Audit events were exported (to a file or a SIEM).
     AuditExported,
+    /// Records were imported from files by an operator.
+    RecordsImported,
 }
 
 impl SecurityEventKind {
@@ -335,6 +337,7 @@ impl SecurityEventKind {
             Self::AuditSearch => "audit.search",
             Self::AlertReviewed => "alert.reviewed",
             Self::AuditExported => "audit.export",
+            Self::RecordsImported => "records.imported",
         }
     }
 
@@ -358,6 +361,7 @@ impl SecurityEventKind {
             Self::AuditSearch,
             Self::AlertReviewed,
             Self::AuditExported,
+            Self::RecordsImported,
         ]
         .into_iter()
         .find(|k| k.code() == code)

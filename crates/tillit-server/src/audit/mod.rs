@@ -157,6 +157,8 @@ pub struct Scope {
 #[derive(Default)]
 struct Pending {
     events: Vec<NewAuditEvent>,
+    /// Security events and token uses of the request, appended with its other events.
+    deferred: AuditBatch,
     /// Where an event that later decisions fold into sits in `events`.
     index: HashMap<Key, usize>,
 }
@@ -217,24 +219,37 @@ impl Scope {
 
     /// Appends what was collected; nothing when nothing was.
     pub async fn flush(&self, state: &AppState) -> Result<(), AuditUnavailable> {
-        let mut events = {
+        let (mut events, mut batch) = {
             let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             p.index.clear();
-            std::mem::take(&mut p.events)
+            (
+                std::mem::take(&mut p.events),
+                std::mem::take(&mut p.deferred),
+            )
         };
-        if events.is_empty() {
+        if events.is_empty() && batch.security.is_empty() && batch.token_uses.is_empty() {
             return Ok(());
         }
         emergency_reasons(state, &mut events).await?;
-        state
-            .audit
-            .append(AuditBatch {
-                events,
-                ..AuditBatch::default()
-            })
-            .await
-            .map(|_| ())
+        batch.events.extend(events);
+        state.audit.append(batch).await.map(|_| ())
     }
+}
+
+/// Hands a request's security events (a token use) to its scope, to be appended with the
+/// request's other events in the same commit: before any response leaves, like them.
+/// Returns the batch back when there is no scope, for the caller to append itself.
+pub fn defer(batch: AuditBatch) -> Option<AuditBatch> {
+    let mut batch = Some(batch);
+    let _ = SCOPE.try_with(|scope| {
+        if let Some(b) = batch.take() {
+            let mut p = scope.pending.lock().unwrap_or_else(|e| e.into_inner());
+            p.deferred.events.extend(b.events);
+            p.deferred.security.extend(b.security);
+            p.deferred.token_uses.extend(b.token_uses);
+        }
+    });
+    batch
 }
 
 /// Flushes the current request's events now (before a write commits).

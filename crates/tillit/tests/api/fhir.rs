@@ -682,7 +682,10 @@ async fn bad_requests_get_operation_outcomes_and_write_nothing() {
     // The access log answers from the audit log, not from stored resources; an
     // integration has no access to it.
     let (s, b) = f.get("/AuditEvent").await;
-    assert_eq!((s, b["resourceType"].as_str()), (403, Some("OperationOutcome")));
+    assert_eq!(
+        (s, b["resourceType"].as_str()),
+        (403, Some("OperationOutcome"))
+    );
     // No token: 401 OperationOutcome.
     let r = app.client.get(f.url("/Patient")).send().await.unwrap();
     assert_eq!(r.status(), 401);
