@@ -22,6 +22,9 @@ const MIGRATIONS: &[&str] = &[
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// Databases up to this size are fully checked (`PRAGMA quick_check`) when opened.
+const FULL_CHECK_BYTES: u64 = 512 * 1024 * 1024;
+
 /// Reader connections kept open; more are opened (and closed) under bursts.
 const READERS: usize = 8;
 
@@ -176,6 +179,14 @@ fn check_existing(path: &Path) -> StoreResult<()> {
             found: version,
             known: SCHEMA_VERSION,
         });
+    }
+    // A full quick_check reads every page: seconds per GB. Above the limit only the schema
+    // is read here; SQLite still refuses a corrupt page when a query reaches it.
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if size > FULL_CHECK_BYTES {
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
+            .map_err(driver)?;
+        return Ok(());
     }
     let check: Vec<String> = {
         let mut stmt = conn.prepare("PRAGMA quick_check").map_err(driver)?;
