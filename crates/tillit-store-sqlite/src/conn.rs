@@ -25,7 +25,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Databases up to this size are fully checked (`PRAGMA quick_check`) when opened.
 const FULL_CHECK_BYTES: u64 = 512 * 1024 * 1024;
 
-/// Reader connections kept open; more are opened (and closed) under bursts.
+/// Reader connections kept open; queries beyond that many wait for one.
 const READERS: usize = 8;
 
 #[derive(Clone)]
@@ -38,6 +38,9 @@ struct Inner {
     cipher: Arc<dyn FieldCipher>,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// One permit per pooled reader: a burst waits for a connection instead of opening
+    /// (and parsing the schema of) a new one per query.
+    reader_permits: Arc<tokio::sync::Semaphore>,
 }
 
 pub(crate) fn driver(e: rusqlite::Error) -> StoreError {
@@ -83,6 +86,7 @@ impl SqliteStore {
                 cipher,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(readers),
+                reader_permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
             }),
         })
     }
@@ -102,7 +106,14 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     {
         let inner = self.inner.clone();
+        let permit = inner
+            .reader_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closing".into()))?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = inner
                 .readers
                 .lock()
