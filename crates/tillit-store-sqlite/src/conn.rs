@@ -195,8 +195,10 @@ fn check_existing(path: &Path) -> StoreResult<()> {
     // is read here; SQLite still refuses a corrupt page when a query reaches it.
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     if size > FULL_CHECK_BYTES {
-        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
-            .map_err(driver)?;
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(driver)?;
         return Ok(());
     }
     let check: Vec<String> = {
