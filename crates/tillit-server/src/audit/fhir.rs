@@ -550,6 +550,28 @@ pub async fn search(
     }
 }
 
+/// `POST AuditEvent/_search` with the parameters as a form body (FHIR's search by POST).
+pub async fn search_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Client,
+    RawQuery(q): RawQuery,
+    body: axum::body::Bytes,
+) -> Response {
+    let Ok(form) = std::str::from_utf8(&body) else {
+        return bad("the search parameters are not UTF-8").into_response();
+    };
+    let query = match q.as_deref() {
+        Some(q) if !q.is_empty() && !form.is_empty() => format!("{q}&{form}"),
+        Some(q) if !q.is_empty() => q.to_string(),
+        _ => form.to_string(),
+    };
+    match search_with(&state, &headers, &client, &query).await {
+        Ok(b) => fhir_json(StatusCode::OK, &b),
+        Err(e) => e.into_response(),
+    }
+}
+
 pub async fn read(
     State(state): State<AppState>,
     headers: HeaderMap,

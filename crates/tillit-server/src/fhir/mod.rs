@@ -38,7 +38,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/fhir/r4/AuditEvent/_search",
-            axum::routing::post(crate::audit::fhir::refuse),
+            axum::routing::post(crate::audit::fhir::search_post),
         )
         .route(
             "/fhir/r4/AuditEvent/{id}",

@@ -600,6 +600,19 @@ async fn the_patient_reads_who_looked_at_the_record_and_why() {
     assert_eq!(b["link"][0]["relation"], "next");
     let (_, b) = patient.get("/AuditEvent?subtype=audit.search").await;
     assert!(!entries(&b).is_empty(), "{b}");
+    // FHIR's search by POST gives the same answer.
+    let r = app
+        .client
+        .post(app.url("/fhir/r4/AuditEvent/_search"))
+        .bearer_auth(&patient.token)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("subtype=audit.search&_count=2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let b: Value = r.json().await.unwrap();
+    assert!(!entries(&b).is_empty(), "{b}");
     // Nobody writes the log through the API.
     let (s, _, _) = so
         .send(
