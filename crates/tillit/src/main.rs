@@ -260,6 +260,15 @@ async fn run(cli: Cli) -> Result<()> {
             let mut config = Config::load(None)?;
             config.data_dir = data_dir.clone();
             config.server.listen = listen;
+            // Owner-only from the start: the TLS material is written before the store opens.
+            if !data_dir.exists() {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&data_dir)
+                    .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+            }
             let tls = certs::ensure_demo_tls(&data_dir, SystemClock.now())?;
             config.tls.cert = tls.server_cert.clone();
             config.tls.key = tls.server_key.clone();
