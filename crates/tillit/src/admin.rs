@@ -497,18 +497,30 @@ async fn tenant_event(
     kind: SecurityEventKind,
     detail: String,
 ) -> Result<()> {
+    cli_event(ctx, &tenant.id, kind, true, detail, "tillit admin (CLI)").await
+}
+
+/// A tenant-level event of a console command (no account, no IP), into the tenant's audit
+/// log as well as the security events.
+pub async fn cli_event(
+    ctx: &Ctx,
+    tenant: &tillit_core::TenantId,
+    kind: SecurityEventKind,
+    ok: bool,
+    detail: String,
+    agent: &str,
+) -> Result<()> {
     let ev = NewSecurityEvent {
         at: ctx.clock_now(),
-        tenant: Some(tenant.id.clone()),
+        tenant: Some(tenant.clone()),
         user: None,
         username: None,
         kind,
-        outcome_ok: true,
+        outcome_ok: ok,
         detail,
         ip: None,
-        user_agent: Some("tillit admin (CLI)".into()),
+        user_agent: Some(agent.into()),
     };
-    // Into the tenant's audit log as well as the security events.
     ctx.store
         .append_audit(tillit_server::audit::security_batch(ev, None, None, None))
         .await?;

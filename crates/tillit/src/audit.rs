@@ -244,20 +244,15 @@ pub async fn export(ctx: &Ctx, a: ExportArgs<'_>) -> Result<()> {
         (None, None) => "standard output".into(),
     };
     for (t, count) in tenants.iter().zip(&counts) {
-        let ev = tillit_store::NewSecurityEvent {
-            at: ctx.clock_now(),
-            tenant: Some(t.clone()),
-            user: None,
-            username: None,
-            kind: tillit_store::SecurityEventKind::AuditExported,
-            outcome_ok: true,
-            detail: format!("{count} audit events exported to {target}"),
-            ip: None,
-            user_agent: Some("tillit audit export (CLI)".into()),
-        };
-        ctx.store
-            .append_audit(tillit_server::audit::security_batch(ev, None, None, None))
-            .await?;
+        crate::admin::cli_event(
+            ctx,
+            t,
+            tillit_store::SecurityEventKind::AuditExported,
+            true,
+            format!("{count} audit events exported to {target}"),
+            "tillit audit export (CLI)",
+        )
+        .await?;
     }
     let n: u64 = counts.iter().sum();
     eprintln!("{n} audit events exported");

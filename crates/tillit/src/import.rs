@@ -229,23 +229,18 @@ pub async fn run(
     bar.finish_and_clear();
     // The import is a write into the tenant's records: it is in the tenant's log.
     let written: usize = report.written.values().sum();
-    let ev = tillit_store::NewSecurityEvent {
-        at: ctx.clock_now(),
-        tenant: Some(tenant.id.clone()),
-        user: None,
-        username: None,
-        kind: tillit_store::SecurityEventKind::RecordsImported,
-        outcome_ok: report.failed == 0,
-        detail: format!(
+    crate::admin::cli_event(
+        ctx,
+        &tenant.id,
+        tillit_store::SecurityEventKind::RecordsImported,
+        report.failed == 0,
+        format!(
             "{written} resources imported from {} file(s) ({} bundles committed, {} refused)",
             report.files, report.committed, report.failed
         ),
-        ip: None,
-        user_agent: Some("tillit import (CLI)".into()),
-    };
-    ctx.store
-        .append_audit(tillit_server::audit::security_batch(ev, None, None, None))
-        .await?;
+        "tillit import (CLI)",
+    )
+    .await?;
     Ok(report)
 }
 
