@@ -201,6 +201,26 @@ impl Engine {
         Ok(TenantPolicies { set, reasons })
     }
 
+    /// Where the first problem in a tenant's policy text is, as a 1-based (line, column): the
+    /// parse error, else the first schema error, that [`Engine::compile`] refuses the text
+    /// for. `None` when the text has no problem with a position.
+    pub fn locate_problem(&self, tenant_text: &str) -> Option<(usize, usize)> {
+        use miette::Diagnostic;
+        let offset = match PolicySet::from_str(tenant_text) {
+            Err(e) => e.labels().and_then(|mut l| l.next()).map(|l| l.offset()),
+            Ok(set) => {
+                let result = Validator::new(self.schema.clone()).validate(&set, ValidationMode::Strict);
+                result
+                    .validation_errors()
+                    .find_map(|e| e.labels().and_then(|mut l| l.next()).map(|l| l.offset()))
+            }
+        }?;
+        let before = tenant_text.get(..offset)?;
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Some((line, column))
+    }
+
     fn entities(
         &self,
         p: &Principal,

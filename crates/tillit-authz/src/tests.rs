@@ -326,6 +326,17 @@ fn tenant_policies_are_validated_and_cannot_touch_the_baseline() {
     );
 }
 
+#[test]
+fn problems_in_policy_text_are_located_by_line_and_column() {
+    let (e, _) = engine();
+    assert_eq!(e.locate_problem(DEFAULT_TENANT_POLICIES), None);
+    let parse = "@id(\"t.a\")\npermit(principal, action, resource);\n\n@id(\"t.b\")\npermit(principal, action, resource) when { ( };\n";
+    assert_eq!(e.locate_problem(parse).map(|(l, _)| l), Some(5));
+    let schema = "@id(\"t.a\")\npermit(principal, action, resource);\n@id(\"t.x\")\npermit(principal, action, resource)\n  when { resource.nonsense == 1 };\n";
+    let at = e.locate_problem(schema);
+    assert!(matches!(at, Some((4 | 5, _))), "{at:?}");
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;

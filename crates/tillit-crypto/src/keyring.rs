@@ -440,6 +440,41 @@ impl Keyring {
     }
 }
 
+/// What is known of a tenant's keys without opening any (the admin's status page): which
+/// exist in the vault, never their material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantKeyStatus {
+    /// The vault id of the tenant's data key (`tenant/<tenant id>`).
+    pub data_key_id: String,
+    pub data_key: bool,
+    pub index_key: bool,
+    /// Patients with a key of their own (a destroyed key is no longer counted).
+    pub patient_keys: usize,
+}
+
+impl Keyring {
+    /// Which of the tenant's keys are in the vault.
+    pub fn tenant_key_status(&self, tenant: &str) -> Result<TenantKeyStatus, KeyError> {
+        let ids = self.vault.ids()?;
+        let data_key_id = tenant_key_id(tenant);
+        let index_id = index_key_id(tenant);
+        let patient_prefix = format!("patient/{tenant}/");
+        Ok(TenantKeyStatus {
+            data_key: ids.contains(&data_key_id),
+            index_key: ids.contains(&index_id),
+            patient_keys: ids.iter().filter(|i| i.starts_with(&patient_prefix)).count(),
+            data_key_id,
+        })
+    }
+
+    /// A key check value of the KEK: 8 bytes of HMAC-SHA256 under it, in hex. It tells which
+    /// KEK is in use (it changes with every rotation) and reveals nothing of the key.
+    pub fn kek_fingerprint(&self) -> String {
+        let tag = hmac_index(&self.kek.0, "tillit/kek-check-value/v1", "");
+        tag.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 fn is_kek_wrapped(id: &str) -> bool {
     id.starts_with("tenant/") || id.starts_with("tenant-index/") || id.starts_with("platform/")
 }
@@ -546,6 +581,27 @@ mod tests {
             Err(KeyError::Missing(_))
         ));
         assert!(ring(vault).open_for_patient("t1", "p1", "x", &s).is_err());
+    }
+
+    #[test]
+    fn key_status_shows_which_keys_exist_and_the_check_value_follows_rotation() {
+        let vault = Arc::new(MemVault::default());
+        let mut k = ring(vault);
+        let before = k.tenant_key_status("t1").ok();
+        assert_eq!(before.as_ref().map(|s| (s.data_key, s.patient_keys)), Some((false, 0)));
+        let _ = k.seal_for_patient("t1", "p1", "x", b"data");
+        let _ = k.seal_for_patient("t1", "p2", "x", b"data");
+        let _ = k.seal_for_patient("t2", "p3", "x", b"data");
+        let st = k.tenant_key_status("t1").ok();
+        assert_eq!(
+            st.as_ref().map(|s| (s.data_key_id.as_str(), s.data_key, s.index_key, s.patient_keys)),
+            Some(("tenant/t1", true, false, 2))
+        );
+        let fp = k.kek_fingerprint();
+        assert_eq!(fp.len(), 16);
+        assert_eq!(fp, ring(Arc::default()).kek_fingerprint());
+        assert!(k.rotate_kek(Kek::from_bytes([9; 32])).is_ok());
+        assert_ne!(k.kek_fingerprint(), fp);
     }
 
     #[test]

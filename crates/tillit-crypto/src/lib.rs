@@ -10,7 +10,7 @@ mod token;
 mod totp;
 
 pub use keyring::{Kek, KeyError, KeyVault, Keyring};
-pub use password::{PasswordError, PasswordHasher};
+pub use password::{MIN_LEN as PASSWORD_MIN_LEN, PasswordError, PasswordHasher};
 pub use secret::SecretString;
 pub use token::{TokenHash, ct_eq, random_token, token_hash};
 pub use totp::{TotpError, TotpSecret, totp_qr_svg};

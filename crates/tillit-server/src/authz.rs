@@ -452,6 +452,11 @@ pub fn validate_policies(text: &str) -> Result<usize, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Where the problem [`validate_policies`] refuses a text for is: a 1-based (line, column).
+pub fn locate_policy_problem(text: &str) -> Option<(usize, usize)> {
+    engine().and_then(|(e, _)| e.locate_problem(text))
+}
+
 /// The policies in force for a tenant, read on every request (one small query) and compiled
 /// only when the text changed: a saved change applies to the very next request.
 async fn tenant_policies(

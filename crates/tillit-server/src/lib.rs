@@ -20,6 +20,7 @@ pub mod state;
 pub mod throttle;
 pub mod tls;
 pub mod views;
+pub mod web;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
@@ -111,6 +112,7 @@ pub fn router(state: AppState) -> Router {
             get(audit::api::consistency),
         )
         .merge(fhir::routes())
+        .merge(web::routes())
         .layer(middleware::from_fn_with_state(state.clone(), audit_layer))
         .fallback(views::not_found)
         .layer(middleware::from_fn(same_origin_guard))
@@ -142,6 +144,8 @@ pub fn router(state: AppState) -> Router {
 /// unsupported method) into our error shape, so every 4xx explains itself.
 async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().to_string();
+    let page = web::wants_page(req.uri().path(), req.headers())
+        .then(|| (req.headers().clone(), req.uri().path().to_string()));
     let limit = state.config.limits.body_bytes;
     let resp = next.run(req).await;
     let status = resp.status();
@@ -157,6 +161,15 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
         });
     if ours || !(status.is_client_error()) {
         return resp;
+    }
+    if let Some((headers, path)) = page {
+        let err = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(limit),
+            _ => AppError::BadRequest(format!("the request was not understood ({status})")),
+        };
+        let mut r = web::error_for_headers(&headers, &path, &err);
+        *r.status_mut() = status;
+        return r;
     }
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(limit).into_response(),
@@ -219,28 +232,84 @@ async fn audit_layer(State(state): State<AppState>, req: Request, next: Next) ->
 /// with SameSite=Strict cookies and CSRF tokens this is defence in depth.
 async fn same_origin_guard(req: Request, next: Next) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe {
-        let cross_site = req
-            .headers()
-            .get("sec-fetch-site")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v == "cross-site");
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| req.uri().authority().map(|a| a.to_string()))
-            .unwrap_or_default();
-        // An Origin header (sent by browsers on cross-origin and form posts) must be us.
-        let origin_mismatch = req
-            .headers()
-            .get(header::ORIGIN)
-            .map(|o| o.to_str().unwrap_or("null").strip_prefix("https://") != Some(host.as_str()))
-            .unwrap_or(false);
-        if cross_site || origin_mismatch {
-            return AppError::Csrf.into_response();
+    if !safe && !same_origin(req.headers(), req.uri()) {
+        let path = req.uri().path().to_string();
+        if web::wants_page(&path, req.headers()) {
+            return web::error_for_headers(req.headers(), &path, &AppError::Csrf);
         }
+        return AppError::Csrf.into_response();
     }
     next.run(req).await
+}
+
+/// Whether a state-changing request comes from our own pages (or from a non-browser client,
+/// which sends neither header).
+fn same_origin(headers: &axum::http::HeaderMap, uri: &axum::http::Uri) -> bool {
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if fetch_site == Some("cross-site") {
+        return false;
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| uri.authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    match headers
+        .get(header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or(""))
+    {
+        None => true,
+        // Browsers send `Origin: null` on form posts from a page whose referrer policy is
+        // `no-referrer` (ours); their Fetch Metadata then says whether it was same-origin.
+        Some("null") => fetch_site == Some("same-origin"),
+        Some(o) => o.strip_prefix("https://") == Some(host.as_str()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use axum::http::{HeaderMap, Uri};
+
+    fn h(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.insert(*k, v.parse().unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn origin_checks() {
+        let u: Uri = "/x".parse().unwrap();
+        let host = ("host", "tillit.example:8443");
+        assert!(same_origin(&h(&[host]), &u));
+        assert!(same_origin(
+            &h(&[host, ("origin", "https://tillit.example:8443")]),
+            &u
+        ));
+        assert!(!same_origin(
+            &h(&[host, ("origin", "https://evil.example")]),
+            &u
+        ));
+        assert!(!same_origin(
+            &h(&[host, ("origin", "http://tillit.example:8443")]),
+            &u
+        ));
+        assert!(same_origin(
+            &h(&[host, ("origin", "null"), ("sec-fetch-site", "same-origin")]),
+            &u
+        ));
+        assert!(!same_origin(&h(&[host, ("origin", "null")]), &u));
+        assert!(!same_origin(
+            &h(&[host, ("origin", "null"), ("sec-fetch-site", "same-site")]),
+            &u
+        ));
+        assert!(!same_origin(
+            &h(&[host, ("sec-fetch-site", "cross-site")]),
+            &u
+        ));
+    }
 }

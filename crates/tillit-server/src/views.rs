@@ -1,15 +1,17 @@
-//! Server-rendered pages of the foundation: login, home, TOTP enrolment, errors.
-//! The full web app (issue: web app) builds on these.
+//! The pages before and around login: login, TOTP enrolment, the `/` dispatch and the
+//! fallback. The rest of the web app is in [`crate::web`].
 
 use crate::auth::{self, LoginRequest};
 use crate::error::AppError;
 use crate::session::{
-    self, Client, LOGIN_CSRF_COOKIE, Principal, SESSION_COOKIE, login_csrf_cookie, session_cookie,
+    self, Client, LOGIN_CSRF_COOKIE, SESSION_COOKIE, login_csrf_cookie, session_cookie,
 };
 use crate::state::AppState;
+use crate::web::i18n::Tr;
+use crate::web::{Layout, error_for_headers, lang_of};
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use std::collections::HashMap;
 use tillit_crypto::{SecretString, ct_eq, random_token, totp_qr_svg};
@@ -17,6 +19,7 @@ use tillit_crypto::{SecretString, ct_eq, random_token, totp_qr_svg};
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage<'a> {
+    l: Layout,
     csrf: &'a str,
     username: &'a str,
     error: Option<&'a str>,
@@ -24,31 +27,15 @@ struct LoginPage<'a> {
 }
 
 #[derive(Template)]
-#[template(path = "home.html")]
-struct HomePage<'a> {
-    username: &'a str,
-    tenant: &'a str,
-    roles: String,
-    totp_enrolled: bool,
-    csrf: &'a str,
-}
-
-#[derive(Template)]
 #[template(path = "totp.html")]
 struct TotpPage<'a> {
+    l: Layout,
     username: &'a str,
     required: bool,
     qr_svg: &'a str,
     otpauth_uri: &'a str,
     csrf: &'a str,
     error: Option<&'a str>,
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage<'a> {
-    heading: &'a str,
-    message: &'a str,
 }
 
 fn render<T: Template>(status: StatusCode, t: &T) -> Response {
@@ -58,33 +45,11 @@ fn render<T: Template>(status: StatusCode, t: &T) -> Response {
     }
 }
 
-/// A readable error page for a failure on a page.
-pub fn error_page(err: &AppError) -> Response {
-    let heading = match err.status() {
-        StatusCode::UNAUTHORIZED => "Du er ikke logget inn",
-        StatusCode::FORBIDDEN => "Ingen tilgang",
-        StatusCode::NOT_FOUND => "Fant ikke siden",
-        StatusCode::TOO_MANY_REQUESTS => "For mange forsøk",
-        s if s.is_client_error() => "Noe var galt med forespørselen",
-        _ => "Noe gikk galt hos oss",
-    };
-    if let AppError::Internal(c) | AppError::Unavailable(c) = err {
-        tracing::error!(code = err.code(), cause = %c, "page failed");
-    }
-    render(
-        err.status(),
-        &ErrorPage {
-            heading,
-            message: &err.to_string(),
-        },
-    )
-}
-
 pub fn form_field(body: &[u8], name: &str) -> Option<String> {
     form_fields(body).remove(name)
 }
 
-fn form_fields(body: &[u8]) -> HashMap<String, String> {
+pub(crate) fn form_fields(body: &[u8]) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for (k, v) in form_urlencoded::parse(body) {
         // The first value of a name wins; a repeated field cannot override a checked one.
@@ -94,16 +59,22 @@ fn form_fields(body: &[u8]) -> HashMap<String, String> {
 }
 
 /// `GET /login`
-pub async fn login_page(Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn login_page(headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+    let tr = Tr::new(lang_of(&headers));
     let csrf = random_token("");
-    let info = q.contains_key("logged_out").then_some("Du er logget ut.");
-    let info = info.or_else(|| {
-        q.contains_key("expired")
-            .then_some("Økten din er utløpt. Logg inn på nytt.")
-    });
+    let info = if q.contains_key("logged_out") {
+        Some(tr.t("common.login.logged_out"))
+    } else if q.contains_key("expired") {
+        Some(tr.t("common.login.expired"))
+    } else if q.contains_key("password_changed") {
+        Some(tr.t("common.login.password_changed"))
+    } else {
+        None
+    };
     let page = render(
         StatusCode::OK,
         &LoginPage {
+            l: Layout::anonymous(tr, tr.t("common.login.heading"), "/login"),
             csrf: csrf.expose(),
             username: "",
             error: None,
@@ -124,6 +95,7 @@ pub async fn form_login(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
+    let tr = Tr::new(lang_of(headers));
     let mut f = form_fields(body);
     let username = f.remove("username").unwrap_or_default();
     let csrf_cookie = session::cookie(headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
@@ -133,6 +105,7 @@ pub async fn form_login(
         let page = render(
             status,
             &LoginPage {
+                l: Layout::anonymous(tr, tr.t("common.login.heading"), "/login"),
                 csrf: fresh.expose(),
                 username: &username,
                 error: Some(msg),
@@ -146,7 +119,7 @@ pub async fn form_login(
             .into_response()
     };
     if csrf_cookie.is_empty() || !ct_eq(csrf_cookie.as_bytes(), csrf_form.as_bytes()) {
-        return again(StatusCode::FORBIDDEN, &AppError::Csrf.to_string());
+        return again(StatusCode::FORBIDDEN, tr.t("common.login.csrf"));
     }
     let req = LoginRequest {
         username: username.clone(),
@@ -171,23 +144,22 @@ pub async fn form_login(
         }
         Err(e @ (AppError::BadCredentials | AppError::Throttled { .. })) => {
             let msg = match e {
-                AppError::Throttled { retry_after } => format!(
-                    "For mange mislykkede forsøk. Prøv igjen om {} minutter.",
-                    retry_after.div_ceil(60)
-                ),
-                _ => "Feil brukernavn, passord eller engangskode.".to_string(),
+                AppError::Throttled { retry_after } => {
+                    tr.t1("common.login.throttled", retry_after.div_ceil(60))
+                }
+                _ => tr.t("common.login.bad_credentials").to_string(),
             };
             again(e.status(), &msg)
         }
-        Err(e) => error_page(&e),
+        Err(e) => error_for_headers(headers, "/login", &e),
     }
 }
 
-/// `GET /`: the caller's home; the login page for visitors.
+/// `GET /`: each audience's home; the login page for visitors.
 pub async fn home(State(state): State<AppState>, client: Client, headers: HeaderMap) -> Response {
     let result = async {
         if let Some(p) = session::principal(&state, &headers, &client).await? {
-            return Ok(home_page(&p, &headers));
+            return Ok(Redirect::to(crate::web::home_of(&p)).into_response());
         }
         // A half-finished login (staff owing TOTP enrolment) continues there.
         if let Some(s) = session::session_from_headers(&state, &headers, &client).await?
@@ -198,29 +170,7 @@ pub async fn home(State(state): State<AppState>, client: Client, headers: Header
         Ok::<_, AppError>(Redirect::to("/login").into_response())
     }
     .await;
-    result.unwrap_or_else(|e| error_page(&e))
-}
-
-fn home_page(p: &Principal, headers: &HeaderMap) -> Response {
-    let csrf = session::cookie(headers, SESSION_COOKIE)
-        .map(session::csrf_for)
-        .unwrap_or_default();
-    let roles = p
-        .roles
-        .iter()
-        .map(|r| r.code())
-        .collect::<Vec<_>>()
-        .join(", ");
-    render(
-        StatusCode::OK,
-        &HomePage {
-            username: p.user.username.as_str(),
-            tenant: &p.tenant.name,
-            roles,
-            totp_enrolled: p.user.totp_secret.is_some(),
-            csrf: &csrf,
-        },
-    )
+    result.unwrap_or_else(|e| error_for_headers(&headers, "/", &e))
 }
 
 /// `GET /account/totp`: the enrolment page with the QR code.
@@ -233,34 +183,43 @@ pub async fn totp_page(
         let s = session::session_from_headers(&state, &headers, &client)
             .await?
             .ok_or(AppError::Unauthenticated)?;
-        Ok::<_, AppError>(totp_form(&state, &s, None, StatusCode::OK).await)
+        Ok::<_, AppError>(totp_form(&state, &headers, &s, None, StatusCode::OK).await)
     }
     .await;
     match result {
         Ok(r) => r,
         Err(AppError::Unauthenticated) => Redirect::to("/login").into_response(),
-        Err(e) => error_page(&e),
+        Err(e) => error_for_headers(&headers, "/account/totp", &e),
     }
 }
 
 async fn totp_form(
     state: &AppState,
+    headers: &HeaderMap,
     s: &session::SessionCaller,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
+    let tr = Tr::new(lang_of(headers));
     let secret = match auth::enrolment_secret(state, s).await {
         Ok(secret) => secret,
-        Err(e) => return error_page(&e),
+        Err(e) => return error_for_headers(headers, "/account/totp", &e),
     };
     let uri = secret.otpauth_uri();
     let svg = match totp_qr_svg(&uri) {
         Ok(svg) => svg,
-        Err(e) => return error_page(&AppError::Internal(e.to_string())),
+        Err(e) => {
+            return error_for_headers(headers, "/account/totp", &AppError::Internal(e.to_string()));
+        }
     };
+    let mut l = Layout::anonymous(tr, tr.t("common.totp.heading"), "/account/totp");
+    l.csrf = s.csrf();
+    l.user = Some(s.user.username.to_string());
+    l.idle_seconds = session::idle_limit(state, s.user.kind).whole_seconds();
     render(
         status,
         &TotpPage {
+            l,
             username: s.user.username.as_str(),
             required: s.session.pending_totp,
             qr_svg: &svg,
@@ -278,13 +237,13 @@ pub async fn totp_confirm(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    let tr = Tr::new(lang_of(&headers));
     let mut f = form_fields(&body);
     let result = async {
         let s = session::session_from_headers(&state, &headers, &client)
             .await?
             .ok_or(AppError::Unauthenticated)?;
         s.check_csrf(f.get("csrf").map(String::as_str))?;
-        // Refresh the session record so the enrolment secret is current.
         let code = f.remove("code").unwrap_or_default();
         match auth::confirm_enrolment(&state, &client, &s, &code).await {
             Ok(o) => Ok((
@@ -295,9 +254,14 @@ pub async fn totp_confirm(
                 Redirect::to("/"),
             )
                 .into_response()),
-            Err(AppError::BadRequest(msg)) => {
-                Ok(totp_form(&state, &s, Some(&msg), StatusCode::BAD_REQUEST).await)
-            }
+            Err(AppError::BadRequest(_)) => Ok(totp_form(
+                &state,
+                &headers,
+                &s,
+                Some(tr.t("common.totp.wrong_code")),
+                StatusCode::BAD_REQUEST,
+            )
+            .await),
             Err(e) => Err(e),
         }
     }
@@ -305,7 +269,7 @@ pub async fn totp_confirm(
     match result {
         Ok(r) => r,
         Err(AppError::Unauthenticated) => Redirect::to("/login?expired=1").into_response(),
-        Err(e) => error_page(&e),
+        Err(e) => error_for_headers(&headers, "/account/totp", &e),
     }
 }
 
@@ -321,9 +285,13 @@ pub async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// Anything else.
-pub async fn not_found() -> Response {
-    error_page(&AppError::NotFound)
+/// Anything else: a page for browsers, JSON for API clients.
+pub async fn not_found(headers: HeaderMap, uri: Uri) -> Response {
+    if crate::web::wants_page(uri.path(), &headers) {
+        error_for_headers(&headers, uri.path(), &AppError::NotFound)
+    } else {
+        AppError::NotFound.into_response()
+    }
 }
 
 #[cfg(test)]

@@ -11,9 +11,9 @@ use tillit_core::{AccessKind, OrgUnitId, PersonId, TenantId};
 use tillit_store::*;
 use time::OffsetDateTime;
 
-const RULE_COLS: &str = "id, tenant_id, kind, person_id, org_unit_id, patient_id, categories, purpose, valid_from, valid_to, decided_by, source";
+pub(crate) const RULE_COLS: &str = "id, tenant_id, kind, person_id, org_unit_id, patient_id, categories, purpose, valid_from, valid_to, decided_by, source";
 
-fn row_rule(r: &Row<'_>) -> rusqlite::Result<AccessRule> {
+pub(crate) fn row_rule(r: &Row<'_>) -> rusqlite::Result<AccessRule> {
     let kind: String = r.get(2)?;
     let kind = AccessKind::parse(&kind).ok_or_else(|| {
         bad(tillit_core::InvalidValue::new(

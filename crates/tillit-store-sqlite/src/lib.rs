@@ -5,6 +5,7 @@
 //! anything is written to it. This crate is the only one that sees `rusqlite` types.
 
 mod access;
+mod admin;
 mod audit;
 mod conn;
 mod queries;

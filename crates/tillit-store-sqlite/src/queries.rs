@@ -43,7 +43,7 @@ pub(crate) fn cipher_err(e: StoreError) -> rusqlite::Error {
     bad(e)
 }
 
-fn open_opt(
+pub(crate) fn open_opt(
     c: &dyn FieldCipher,
     tenant: Option<&TenantId>,
     context: &str,
@@ -126,9 +126,9 @@ fn row_user(r: &Row<'_>, c: &dyn FieldCipher) -> rusqlite::Result<User> {
     })
 }
 
-const ROLE_COLS: &str = "id, tenant_id, person_id, role, org_unit_id, valid_from, valid_to";
+pub(crate) const ROLE_COLS: &str = "id, tenant_id, person_id, role, org_unit_id, valid_from, valid_to";
 
-fn row_role(r: &Row<'_>) -> rusqlite::Result<RoleAssignment> {
+pub(crate) fn row_role(r: &Row<'_>) -> rusqlite::Result<RoleAssignment> {
     Ok(RoleAssignment {
         id: r.get(0)?,
         tenant: tenant_id(r, 1)?,
@@ -382,6 +382,34 @@ impl Store for SqliteStore {
         patient: &PersonId,
     ) -> StoreResult<Vec<AccessRule>> {
         self.access_rules_for_patient_impl(tenant, patient).await
+    }
+
+    async fn access_rules_of_kind(
+        &self,
+        tenant: &TenantId,
+        kind: AccessKind,
+    ) -> StoreResult<Vec<AccessRule>> {
+        self.access_rules_of_kind_impl(tenant, kind).await
+    }
+
+    async fn account_statuses(&self, tenant: &TenantId) -> StoreResult<Vec<AccountStatus>> {
+        self.account_statuses_impl(tenant).await
+    }
+
+    async fn tenant_role_assignments(
+        &self,
+        tenant: &TenantId,
+    ) -> StoreResult<Vec<(RoleAssignment, String)>> {
+        self.tenant_role_assignments_impl(tenant).await
+    }
+
+    async fn end_role_assignment(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        self.end_role_assignment_impl(tenant, id, at).await
     }
 
     async fn access_rules_concerning(
@@ -1086,6 +1114,31 @@ impl Store for SqliteStore {
                 .prepare("SELECT patient_id FROM relative_links WHERE tenant_id = ?1 AND relative_id = ?2 ORDER BY patient_id")
                 .map_err(driver)?;
             collect(s.query_map(params![tenant.as_str(), relative.as_str()], |r| person_id(r, 0)).map_err(driver)?)
+        })
+        .await
+    }
+
+    async fn relative_links(
+        &self,
+        tenant: &TenantId,
+        person: &PersonId,
+    ) -> StoreResult<Vec<RelativeLink>> {
+        let (tenant, person) = (tenant.clone(), person.clone());
+        self.read(move |c| {
+            let mut s = c
+                .prepare("SELECT relative_id, patient_id, relationship, created_at FROM relative_links WHERE tenant_id = ?1 AND (relative_id = ?2 OR patient_id = ?2) ORDER BY created_at, relative_id, patient_id")
+                .map_err(driver)?;
+            collect(
+                s.query_map(params![tenant.as_str(), person.as_str()], |r| {
+                    Ok(RelativeLink {
+                        relative: person_id(r, 0)?,
+                        patient: person_id(r, 1)?,
+                        relationship: r.get(2)?,
+                        created_at: from_ts(r.get(3)?)?,
+                    })
+                })
+                .map_err(driver)?,
+            )
         })
         .await
     }

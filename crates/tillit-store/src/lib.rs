@@ -124,6 +124,9 @@ pub trait Store: AuditStore + Send + Sync + 'static {
     async fn lock_user(&self, user: &UserId, until: OffsetDateTime) -> StoreResult<()>;
     async fn reset_login_failures(&self, user: &UserId) -> StoreResult<()>;
 
+    /// Every login account of the tenant, for the admin pages (no secrets).
+    async fn account_statuses(&self, tenant: &TenantId) -> StoreResult<Vec<AccountStatus>>;
+
     // --- roles and care relationships ---
     async fn assign_role(
         &self,
@@ -135,6 +138,20 @@ pub trait Store: AuditStore + Send + Sync + 'static {
         tenant: &TenantId,
         person: &PersonId,
     ) -> StoreResult<Vec<RoleAssignment>>;
+    /// Every role assignment of the tenant with its source (`admin`, or the FHIR resource
+    /// it was derived from), ordered by person and start.
+    async fn tenant_role_assignments(
+        &self,
+        tenant: &TenantId,
+    ) -> StoreResult<Vec<(RoleAssignment, String)>>;
+    /// Ends a role assignment made by an admin at `at` (it stays on record); one derived from
+    /// a FHIR resource is ended by changing that resource.
+    async fn end_role_assignment(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
     async fn add_care_relationship(
         &self,
         rel: &NewCareRelationship,
@@ -180,6 +197,12 @@ pub trait Store: AuditStore + Send + Sync + 'static {
         &self,
         tenant: &TenantId,
         patient: &PersonId,
+    ) -> StoreResult<Vec<AccessRule>>;
+    /// Every rule of one kind in the tenant, active or not (the admin's overview).
+    async fn access_rules_of_kind(
+        &self,
+        tenant: &TenantId,
+        kind: AccessKind,
     ) -> StoreResult<Vec<AccessRule>>;
     /// Rules that concern a person: naming them, one of `units`, or every staff member.
     async fn access_rules_concerning(
@@ -252,6 +275,13 @@ pub trait Store: AuditStore + Send + Sync + 'static {
         tenant: &TenantId,
         relative: &PersonId,
     ) -> StoreResult<Vec<PersonId>>;
+    /// The relative links naming `person` as the relative or as the patient, with the
+    /// relationship (the patient's relatives page, the relative's own page).
+    async fn relative_links(
+        &self,
+        tenant: &TenantId,
+        person: &PersonId,
+    ) -> StoreResult<Vec<RelativeLink>>;
 
     /// Opens an emergency access window (the patient must be a patient of the tenant).
     async fn open_emergency_access(&self, access: &EmergencyAccess) -> StoreResult<()>;

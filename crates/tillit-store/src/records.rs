@@ -91,6 +91,18 @@ impl std::fmt::Debug for User {
     }
 }
 
+/// What the admin pages show of a login account: no password hash, no TOTP secret.
+#[derive(Debug, Clone)]
+pub struct AccountStatus {
+    pub id: UserId,
+    pub person: PersonId,
+    pub username: Username,
+    pub totp_enrolled: bool,
+    pub failed_logins: u32,
+    pub locked_until: Option<OffsetDateTime>,
+    pub disabled: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewRoleAssignment {
     pub tenant: TenantId,
@@ -235,6 +247,15 @@ impl SupportGrant {
     pub fn active_at(&self, at: OffsetDateTime) -> bool {
         self.period.contains(at) && self.revoked_at.is_none_or(|r| at < r)
     }
+}
+
+/// Who is whose relative (`relationship` as recorded: "datter", "sønn").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelativeLink {
+    pub relative: PersonId,
+    pub patient: PersonId,
+    pub relationship: String,
+    pub created_at: OffsetDateTime,
 }
 
 /// A record withheld from the patient and relatives, with the clinician's reason.

@@ -3,7 +3,9 @@
 //! Verification recomputes every tenant's tree from the stored entries (opening each sealed
 //! payload and checking it against its recorded hash), checks every checkpoint's signature
 //! and that each matches the tree at its size (so consistency between any two follows), and
-//! checks the stored tree head. The first problem is named with its sequence number.
+//! checks the stored tree head. The first problem is named with its sequence number. The
+//! work is `tillit_server::audit::checkpoints::verify_tenant`, shared with the security
+//! officer's "verify now" page.
 //!
 //! Export writes events of a period as JSON lines or RFC 5424 syslog messages, to a file,
 //! standard output, or a syslog receiver over TLS (RFC 5425 framing).
@@ -12,16 +14,12 @@ use crate::Ctx;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
-use std::sync::{Arc, Mutex};
-use tillit_audit::verify::{Entry, Problem, verify_log};
+use std::sync::Arc;
 use tillit_core::TenantId;
 use tillit_server::audit::checkpoints;
 use tillit_store::{AuditEvent, AuditFilter, AuditOutcome};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-
-/// Entries read per page.
-const PAGE: u32 = 10_000;
 
 /// What one tenant's verification found.
 struct TenantResult {
@@ -66,13 +64,6 @@ async fn verify_tenant(
     tenant: &TenantId,
 ) -> Result<Result<String, String>> {
     let head = ctx.store.audit_head(tenant).await?;
-    let notes: Vec<String> = ctx
-        .store
-        .audit_checkpoints(tenant)
-        .await?
-        .into_iter()
-        .map(|c| c.note)
-        .collect();
     let bar = ProgressBar::new(head.size);
     bar.set_style(
         ProgressStyle::with_template(
@@ -81,85 +72,18 @@ async fn verify_tenant(
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(tenant.to_string());
-
-    // The store is read page by page on the runtime; the hashing runs on a blocking thread.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<tillit_store::AuditEntry>>(4);
-    let (store, t) = (ctx.store.clone(), tenant.clone());
-    let producer = tokio::spawn(async move {
-        let mut after = 0i64;
-        loop {
-            let page = store.audit_entries(&t, after, PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = last.id;
-            if tx.send(page).await.is_err() {
-                break;
-            }
-        }
-        Ok::<_, tillit_store::StoreError>(())
-    });
-    let unopened: Arc<Mutex<Vec<u64>>> = Arc::default();
-    let (t, origin, v, b, u) = (
-        tenant.to_string(),
-        checkpoints::origin(log_name, tenant),
-        verifier.clone(),
-        bar.clone(),
-        unopened.clone(),
-    );
-    let result = tokio::task::spawn_blocking(move || {
-        let entries = std::iter::from_fn(move || rx.blocking_recv())
-            .flatten()
-            .map(|e| Entry {
-                seq: e.seq,
-                payload_hash: e.payload_hash,
-                payload: match e.payload {
-                    None => None,
-                    Some(Ok(p)) => Some(p),
-                    Some(Err(_)) => {
-                        // A payload that will not open was altered (or moved): it cannot
-                        // match its hash, and is reported as changed.
-                        u.lock().unwrap_or_else(|e| e.into_inner()).push(e.seq);
-                        Some(Vec::new())
-                    }
-                },
-            });
-        verify_log(&t, &origin, entries, &notes, &v, &mut |n| b.set_position(n))
-    })
-    .await
-    .context("verification stopped")?;
-    // Stops the reader if verification ended early.
-    producer.abort();
-    if let Ok(Err(e)) = producer.await {
-        return Err(e.into());
-    }
+    // The same verification as the security officer's "verify now".
+    let b = bar.clone();
+    let check =
+        checkpoints::verify_tenant(&ctx.store, verifier, log_name, tenant, move |n| {
+            b.set_position(n)
+        })
+        .await?;
     bar.finish_and_clear();
-    Ok(match result {
-        Ok(done) => {
-            if done.entries != head.size || done.root != head.root {
-                Err(format!(
-                    "the stored tree head (size {}) does not match the entries (size {}): it was changed",
-                    head.size, done.entries
-                ))
-            } else {
-                Ok(format!(
-                    "{} entries ({} erased payloads), {} checkpoints, root {}: ok",
-                    done.entries,
-                    done.erased_payloads,
-                    done.checkpoints,
-                    hex::encode(done.root)
-                ))
-            }
-        }
-        Err(Problem::Changed { seq })
-            if unopened
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&seq) =>
-        {
-            Err(format!(
-                "entry {seq} was changed: its sealed payload does not open (altered or moved)"
-            ))
-        }
-        Err(p) => Err(p.to_string()),
+    Ok(if check.is_ok() {
+        Ok(check.to_string())
+    } else {
+        Err(check.to_string())
     })
 }
 

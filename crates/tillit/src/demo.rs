@@ -706,6 +706,35 @@ pub struct Credentials {
     pub ca_cert: String,
     pub ca_fingerprint_sha256: String,
     pub users: Vec<DemoUser>,
+    /// The README's short tour: a patient no clinician has a care relationship with, who can
+    /// log in and see who opened their record.
+    pub tour: Tour,
+}
+
+/// The patient of the README's tour (synthetic data).
+#[derive(Serialize)]
+pub struct Tour {
+    pub patient_name: String,
+    pub patient_national_id: String,
+    pub patient_id: String,
+    pub patient_username: String,
+}
+
+/// The tour's patient: p21, with no care relationship and a login of her own.
+fn tour() -> Result<Tour> {
+    let (i, pt) = NORDBY_PATIENTS
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.key == "p21")
+        .context("the demo has no tour patient")?;
+    let nid = NationalId::synthetic(pt.born, pt.sex, u16::try_from(i).unwrap_or(0))
+        .context("no synthetic national id for a demo birth date")?;
+    Ok(Tour {
+        patient_name: format!("{} {}", pt.given, pt.family),
+        patient_national_id: nid.expose(),
+        patient_id: pid(NORDBY, pt.key).to_string(),
+        patient_username: "ragnhild.fjeld".into(),
+    })
 }
 
 #[derive(Serialize)]
@@ -836,6 +865,7 @@ pub async fn credentials(
         ca_cert: ca_cert.display().to_string(),
         ca_fingerprint_sha256: ca_fingerprint.to_string(),
         users,
+        tour: tour()?,
     })
 }
 
@@ -872,6 +902,15 @@ pub fn print_summary(c: &Credentials, ca_created: bool, credentials_path: &Path)
             u.totp_secret.as_deref().unwrap_or("-")
         );
     }
+    println!();
+    println!(
+        "Tour (README): log in as lege.lund, find {} by national id {} under My patients,",
+        c.tour.patient_name, c.tour.patient_national_id
+    );
+    println!(
+        "      open emergency access; then log in as {} and open \"Who has looked\".",
+        c.tour.patient_username
+    );
     println!();
     println!("Staff log in with a TOTP code: add the secret to an authenticator app, or run");
     println!("  oathtool --totp -b SECRET");

@@ -121,8 +121,8 @@ fn patient_resources(
                 "code": {"coding": [{"system": LOINC, "code": "85354-9", "display": "Blood pressure panel"}], "text": "Blodtrykk"},
                 "subject": subject, "effectiveDateTime": when,
                 "component": [
-                    {"code": {"coding": [{"system": LOINC, "code": "8480-6", "display": "Systolic blood pressure"}]}, "valueQuantity": {"value": sys, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
-                    {"code": {"coding": [{"system": LOINC, "code": "8462-4", "display": "Diastolic blood pressure"}]}, "valueQuantity": {"value": dia, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}
+                    {"code": {"coding": [{"system": LOINC, "code": "8480-6", "display": "Systolic blood pressure"}], "text": "Systolisk"}, "valueQuantity": {"value": sys, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}, "referenceRange": [{"low": {"value": 90, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}, "high": {"value": 140, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}]},
+                    {"code": {"coding": [{"system": LOINC, "code": "8462-4", "display": "Diastolic blood pressure"}], "text": "Diastolisk"}, "valueQuantity": {"value": dia, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}, "referenceRange": [{"low": {"value": 60, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}, "high": {"value": 90, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}]}
                 ]
             }),
             &mut out,
@@ -136,7 +136,8 @@ fn patient_resources(
             "category": [{"coding": [{"system": OBS_CAT, "code": "laboratory"}]}],
             "code": {"coding": [{"system": LOINC, "code": "4548-4", "display": "Hemoglobin A1c"}], "text": "HbA1c"},
             "subject": subject, "effectiveDateTime": instant(now - Duration::days(20)),
-            "valueQuantity": {"value": hba1c, "unit": "mmol/mol", "system": "http://unitsofmeasure.org", "code": "mmol/mol"}
+            "valueQuantity": {"value": hba1c, "unit": "mmol/mol", "system": "http://unitsofmeasure.org", "code": "mmol/mol"},
+            "referenceRange": [{"low": {"value": 20, "unit": "mmol/mol", "system": "http://unitsofmeasure.org", "code": "mmol/mol"}, "high": {"value": 42, "unit": "mmol/mol", "system": "http://unitsofmeasure.org", "code": "mmol/mol"}}]
         }),
         &mut out,
     );

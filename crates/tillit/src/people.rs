@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tillit_core::national_id::{NationalId, Sex};
 use tillit_core::{PersonId, PersonKind, TenantId, Username};
 use tillit_crypto::SecretString;
-use tillit_store::{NewPerson, NewUser, User, UserId};
+use tillit_store::{NewPerson, User};
 use time::Date;
 
 /// A patient's demographics: sealed under the patient's key, never stored in clear.
@@ -36,19 +36,7 @@ pub async fn create_staff(
     name: &str,
     hpr: Option<&str>,
 ) -> Result<()> {
-    ctx.store
-        .create_person(
-            &NewPerson {
-                id: id.clone(),
-                tenant: tenant.clone(),
-                kind: PersonKind::Staff,
-                display_name: Some(name.to_string()),
-                professional_id: hpr.map(str::to_string),
-                sealed_profile: None,
-                national_id_index: None,
-            },
-            ctx.clock_now(),
-        )
+    tillit_server::admin::create_staff(&*ctx.store, tenant, id, name, hpr, ctx.clock_now())
         .await?;
     Ok(())
 }
@@ -126,22 +114,18 @@ pub struct NewAccount<'a> {
 }
 
 pub async fn create_account(ctx: &Ctx, a: &NewAccount<'_>) -> Result<User> {
-    let password = SecretString::new(a.password.clone());
-    let hasher = ctx.hasher.clone();
-    let hash = tokio::task::spawn_blocking(move || hasher.hash(&password)).await??;
-    let user = ctx
-        .store
-        .create_user(
-            &NewUser {
-                id: UserId(PersonId::random().to_string()),
-                tenant: a.tenant.clone(),
-                person: a.person.clone(),
-                username: a.username.clone(),
-                password_hash: hash,
-                totp_secret: a.totp_secret.clone(),
-            },
-            ctx.clock_now(),
-        )
-        .await?;
-    Ok(user)
+    tillit_server::admin::create_account(
+        &*ctx.store,
+        ctx.hasher.clone(),
+        tillit_server::admin::NewAccount {
+            tenant: a.tenant,
+            person: a.person,
+            username: a.username.clone(),
+            password: SecretString::new(a.password.clone()),
+            totp_secret: a.totp_secret.clone(),
+        },
+        ctx.clock_now(),
+    )
+    .await?
+    .with_context(|| format!("the username '{}' is taken", a.username))
 }

@@ -373,6 +373,100 @@ async fn resource(state: &AppState, tenant: &TenantId, names: &mut Names, e: &Au
     r
 }
 
+/// Which part of the log `subject` may search.
+fn scope_of(subject: &crate::authz::Subject) -> FhirResult<Scope> {
+    let p = &subject.principal;
+    let me = p.user.person.to_string();
+    if p.roles.contains(&Role::SecurityOfficer) && subject.support.is_none() {
+        Ok(Scope::Officer)
+    } else if p.user.kind == PersonKind::Patient {
+        Ok(Scope::Patient(me))
+    } else if p.user.kind == PersonKind::Staff
+        && !p.roles.contains(&Role::Integration)
+        && subject.support.is_none()
+    {
+        Ok(Scope::Actor(me))
+    } else {
+        Err(FhirError::new(
+            403,
+            IssueType::Forbidden,
+            "the access log is open to the patient it concerns, to staff for their own accesses, and to security officers",
+        ))
+    }
+}
+
+/// The events of the access log that `subject` may see and `f` asks for (a patient's own
+/// events, a staff member's own accesses, or anything for a security officer), optionally
+/// only those of one FHIR action letter (C, R, U, D, E). The search is itself logged
+/// (`audit.search`). The AuditEvent API and the web app's log pages both search through this.
+pub async fn search_events(
+    state: &AppState,
+    subject: &crate::authz::Subject,
+    client: &Client,
+    mut f: AuditFilter,
+    letter: Option<&str>,
+) -> FhirResult<Vec<AuditEvent>> {
+    let scope = scope_of(subject)?;
+    let p = &subject.principal;
+    let me = p.user.person.to_string();
+    match &scope {
+        Scope::Officer => {}
+        Scope::Patient(me) => {
+            if f.patient.as_ref().is_some_and(|x| x != me) {
+                return Err(FhirError::new(
+                    403,
+                    IssueType::Forbidden,
+                    "you can see the access log of your own record only",
+                ));
+            }
+            f.patient = Some(me.clone());
+        }
+        Scope::Actor(me) => {
+            if f.actor.as_ref().is_some_and(|x| x != me) {
+                return Err(FhirError::new(
+                    403,
+                    IssueType::Forbidden,
+                    "you can see your own accesses only; the security officer sees others'",
+                ));
+            }
+            f.actor = Some(me.clone());
+        }
+    }
+    let tenant = p.tenant.id.clone();
+    let mut events = state.store.audit_search(&tenant, &f).await?;
+    if let Some(l) = letter {
+        events.retain(|e| fhir_action_letter(&e.event.action) == l);
+    }
+    // Looking at the log is logged, as who looked at whose log.
+    let viewed = f.patient.clone();
+    let mut ev = tillit_store::NewSecurityEvent {
+        at: state.clock.now(),
+        tenant: Some(tenant.clone()),
+        user: Some(p.user.id.clone()),
+        username: Some(p.user.username.to_string()),
+        kind: tillit_store::SecurityEventKind::AuditSearch,
+        outcome_ok: true,
+        detail: format!("{} access-log events read", events.len()),
+        ip: Some(client.ip.to_string()),
+        user_agent: client.user_agent.clone(),
+    };
+    ev.detail.push_str(match scope {
+        Scope::Officer => " by the security officer",
+        Scope::Patient(_) => " by the patient",
+        Scope::Actor(_) => " by the staff member (own accesses)",
+    });
+    // The patient's own look is not an access to report back to them.
+    let about = match scope {
+        Scope::Patient(_) => None,
+        _ => viewed.as_deref(),
+    };
+    state
+        .audit
+        .append(super::security_batch(ev, Some(&me), about, None))
+        .await?;
+    Ok(events)
+}
+
 async fn search_with(
     state: &AppState,
     headers: &HeaderMap,
@@ -380,24 +474,7 @@ async fn search_with(
     query: &str,
 ) -> FhirResult<Value> {
     let subject = caller(state, headers, client).await?;
-    let p = &subject.principal;
-    let me = p.user.person.to_string();
-    let scope = if p.roles.contains(&Role::SecurityOfficer) && subject.support.is_none() {
-        Scope::Officer
-    } else if p.user.kind == PersonKind::Patient {
-        Scope::Patient(me.clone())
-    } else if p.user.kind == PersonKind::Staff
-        && !p.roles.contains(&Role::Integration)
-        && subject.support.is_none()
-    {
-        Scope::Actor(me.clone())
-    } else {
-        return Err(FhirError::new(
-            403,
-            IssueType::Forbidden,
-            "the access log is open to the patient it concerns, to staff for their own accesses, and to security officers",
-        ));
-    };
+    scope_of(&subject)?;
     let mut f = AuditFilter {
         limit: 50,
         ..AuditFilter::default()
@@ -449,61 +526,9 @@ async fn search_with(
             }
         }
     }
-    match &scope {
-        Scope::Officer => {}
-        Scope::Patient(me) => {
-            if f.patient.as_ref().is_some_and(|x| x != me) {
-                return Err(FhirError::new(
-                    403,
-                    IssueType::Forbidden,
-                    "you can see the access log of your own record only",
-                ));
-            }
-            f.patient = Some(me.clone());
-        }
-        Scope::Actor(me) => {
-            if f.actor.as_ref().is_some_and(|x| x != me) {
-                return Err(FhirError::new(
-                    403,
-                    IssueType::Forbidden,
-                    "you can see your own accesses only; the security officer sees others'",
-                ));
-            }
-            f.actor = Some(me.clone());
-        }
-    }
-    let tenant = p.tenant.id.clone();
-    let mut events = state.store.audit_search(&tenant, &f).await?;
-    if let Some(l) = &letter {
-        events.retain(|e| fhir_action_letter(&e.event.action) == l);
-    }
-    // Looking at the log is logged, as who looked at whose log.
-    let viewed = f.patient.clone();
-    let mut ev = tillit_store::NewSecurityEvent {
-        at: state.clock.now(),
-        tenant: Some(tenant.clone()),
-        user: Some(p.user.id.clone()),
-        username: Some(p.user.username.to_string()),
-        kind: tillit_store::SecurityEventKind::AuditSearch,
-        outcome_ok: true,
-        detail: format!("{} access-log events read", events.len()),
-        ip: Some(client.ip.to_string()),
-        user_agent: client.user_agent.clone(),
-    };
-    ev.detail.push_str(match scope {
-        Scope::Officer => " by the security officer",
-        Scope::Patient(_) => " by the patient",
-        Scope::Actor(_) => " by the staff member (own accesses)",
-    });
-    // The patient's own look is not an access to report back to them.
-    let about = match scope {
-        Scope::Patient(_) => None,
-        _ => viewed.as_deref(),
-    };
-    state
-        .audit
-        .append(super::security_batch(ev, Some(&me), about, None))
-        .await?;
+    let limit = f.limit;
+    let events = search_events(state, &subject, client, f, letter.as_deref()).await?;
+    let tenant = subject.principal.tenant.id.clone();
     let mut names = Names::load(state, &tenant).await?;
     let mut entries = Vec::with_capacity(events.len());
     for e in &events {
@@ -519,7 +544,7 @@ async fn search_with(
         "entry": entries,
     });
     if let Some(last) = events.last()
-        && events.len() as u32 >= f.limit
+        && events.len() as u32 >= limit
     {
         let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
             .filter(|(k, _)| k != "_before")

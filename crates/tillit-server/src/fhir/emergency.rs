@@ -16,7 +16,7 @@ use tillit_fhir::outcome::IssueType;
 use tillit_store::{EmergencyAccess, SecurityEventKind};
 use time::Duration;
 
-const MIN_REASON: usize = 10;
+pub const MIN_REASON: usize = 10;
 
 pub(crate) fn parameter<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
     if body.get("resourceType").and_then(Value::as_str) == Some("Parameters") {
@@ -56,6 +56,42 @@ async fn open(
     body: &[u8],
 ) -> FhirResult<Value> {
     let subject = caller(state, headers, client).await?;
+    let body = parse_body(state, headers, body)?;
+    let reason = stated_reason(&body, "state the reason for emergency access")?;
+    let minutes = match parameter(&body, "minutes") {
+        None => None,
+        Some(v) => Some(v.as_i64().unwrap_or(0)),
+    };
+    let access = open_window(state, client, &subject, id, &reason, minutes).await?;
+    Ok(json!({
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "id", "valueString": access.id},
+            {"name": "patient", "valueReference": {"reference": format!("Patient/{}", access.patient)}},
+            {"name": "expires", "valueInstant": format_instant(access.expires_at)},
+            {"name": "notice", "valueString": "Emergency access is logged, reviewed by the security officer and shown to the patient."}
+        ]
+    }))
+}
+
+/// The longest emergency window the tenant allows, in minutes.
+pub async fn longest_minutes(state: &AppState, tenant: &tillit_core::TenantId) -> FhirResult<i64> {
+    Ok(i64::from(
+        state.store.tenant_settings(tenant).await?.emergency_minutes,
+    ))
+}
+
+/// Opens an emergency window for `subject` to patient `id`: the one path for the API and
+/// the web app. `reason` must already be checked (at least [`MIN_REASON`] characters);
+/// `minutes` defaults to the tenant's longest window.
+pub async fn open_window(
+    state: &AppState,
+    client: &Client,
+    subject: &crate::authz::Subject,
+    id: &str,
+    reason: &str,
+    minutes: Option<i64>,
+) -> FhirResult<EmergencyAccess> {
     let user = &subject.principal.user;
     if user.kind != PersonKind::Staff {
         return Err(FhirError::new(
@@ -64,24 +100,27 @@ async fn open(
             "only staff can open emergency access",
         ));
     }
-    let body = parse_body(state, headers, body)?;
-    let reason = stated_reason(&body, "state the reason for emergency access")?;
-    let reason = reason.as_str();
+    if reason.trim().chars().count() < MIN_REASON {
+        return Err(FhirError::new(
+            400,
+            IssueType::Required,
+            format!("state the reason for emergency access (at least {MIN_REASON} characters)"),
+        ));
+    }
+    let reason = reason.trim();
     let tenant = &subject.principal.tenant.id;
     // The tenant decides how long a window may last (default 4 hours); a caller may ask for less.
-    let longest = i64::from(state.store.tenant_settings(tenant).await?.emergency_minutes);
-    let minutes = match parameter(&body, "minutes") {
+    let longest = longest_minutes(state, tenant).await?;
+    let minutes = match minutes {
         None => longest,
-        Some(v) => v
-            .as_i64()
-            .filter(|m| (1..=longest).contains(m))
-            .ok_or_else(|| {
-                FhirError::new(
-                    400,
-                    IssueType::Value,
-                    format!("minutes must be a whole number from 1 to {longest}"),
-                )
-            })?,
+        Some(m) if (1..=longest).contains(&m) => m,
+        Some(_) => {
+            return Err(FhirError::new(
+                400,
+                IssueType::Value,
+                format!("minutes must be a whole number from 1 to {longest}"),
+            ));
+        }
     };
     // The patient must exist in this tenant; another tenant's id is unknown here.
     let current = state.store.current_resource(tenant, "Patient", id).await?;
@@ -118,15 +157,7 @@ async fn open(
     .await
     .map_err(|e| FhirError::new(503, IssueType::Transient, e.to_string()))?;
     state.store.open_emergency_access(&access).await?;
-    Ok(json!({
-        "resourceType": "Parameters",
-        "parameter": [
-            {"name": "id", "valueString": access.id},
-            {"name": "patient", "valueReference": {"reference": format!("Patient/{patient}")}},
-            {"name": "expires", "valueInstant": format_instant(access.expires_at)},
-            {"name": "notice", "valueString": "Emergency access is logged, reviewed by the security officer and shown to the patient."}
-        ]
-    }))
+    Ok(access)
 }
 
 pub async fn handler(

@@ -19,3 +19,8 @@ mod external;
 mod fhir;
 mod keys;
 mod tls;
+mod web;
+mod web_admin;
+mod web_clinician;
+mod web_patient;
+mod web_security;
