@@ -99,3 +99,13 @@ fn browser_journey_clinician() {
 fn browser_journey_security() {
     journey("security");
 }
+
+#[test]
+fn browser_journey_account() {
+    journey("account");
+}
+
+#[test]
+fn browser_journey_admin() {
+    journey("admin");
+}
