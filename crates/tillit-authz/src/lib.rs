@@ -209,7 +209,8 @@ impl Engine {
         let offset = match PolicySet::from_str(tenant_text) {
             Err(e) => e.labels().and_then(|mut l| l.next()).map(|l| l.offset()),
             Ok(set) => {
-                let result = Validator::new(self.schema.clone()).validate(&set, ValidationMode::Strict);
+                let result =
+                    Validator::new(self.schema.clone()).validate(&set, ValidationMode::Strict);
                 result
                     .validation_errors()
                     .find_map(|e| e.labels().and_then(|mut l| l.next()).map(|l| l.offset()))

@@ -462,7 +462,10 @@ impl Keyring {
         Ok(TenantKeyStatus {
             data_key: ids.contains(&data_key_id),
             index_key: ids.contains(&index_id),
-            patient_keys: ids.iter().filter(|i| i.starts_with(&patient_prefix)).count(),
+            patient_keys: ids
+                .iter()
+                .filter(|i| i.starts_with(&patient_prefix))
+                .count(),
             data_key_id,
         })
     }
@@ -588,13 +591,21 @@ mod tests {
         let vault = Arc::new(MemVault::default());
         let mut k = ring(vault);
         let before = k.tenant_key_status("t1").ok();
-        assert_eq!(before.as_ref().map(|s| (s.data_key, s.patient_keys)), Some((false, 0)));
+        assert_eq!(
+            before.as_ref().map(|s| (s.data_key, s.patient_keys)),
+            Some((false, 0))
+        );
         let _ = k.seal_for_patient("t1", "p1", "x", b"data");
         let _ = k.seal_for_patient("t1", "p2", "x", b"data");
         let _ = k.seal_for_patient("t2", "p3", "x", b"data");
         let st = k.tenant_key_status("t1").ok();
         assert_eq!(
-            st.as_ref().map(|s| (s.data_key_id.as_str(), s.data_key, s.index_key, s.patient_keys)),
+            st.as_ref().map(|s| (
+                s.data_key_id.as_str(),
+                s.data_key,
+                s.index_key,
+                s.patient_keys
+            )),
             Some(("tenant/t1", true, false, 2))
         );
         let fp = k.kek_fingerprint();

@@ -126,7 +126,8 @@ fn row_user(r: &Row<'_>, c: &dyn FieldCipher) -> rusqlite::Result<User> {
     })
 }
 
-pub(crate) const ROLE_COLS: &str = "id, tenant_id, person_id, role, org_unit_id, valid_from, valid_to";
+pub(crate) const ROLE_COLS: &str =
+    "id, tenant_id, person_id, role, org_unit_id, valid_from, valid_to";
 
 pub(crate) fn row_role(r: &Row<'_>) -> rusqlite::Result<RoleAssignment> {
     Ok(RoleAssignment {

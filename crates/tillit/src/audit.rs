@@ -74,11 +74,10 @@ async fn verify_tenant(
     bar.set_message(tenant.to_string());
     // The same verification as the security officer's "verify now".
     let b = bar.clone();
-    let check =
-        checkpoints::verify_tenant(&ctx.store, verifier, log_name, tenant, move |n| {
-            b.set_position(n)
-        })
-        .await?;
+    let check = checkpoints::verify_tenant(&ctx.store, verifier, log_name, tenant, move |n| {
+        b.set_position(n)
+    })
+    .await?;
     bar.finish_and_clear();
     Ok(if check.is_ok() {
         Ok(check.to_string())

@@ -36,8 +36,7 @@ pub async fn create_staff(
     name: &str,
     hpr: Option<&str>,
 ) -> Result<()> {
-    tillit_server::admin::create_staff(&*ctx.store, tenant, id, name, hpr, ctx.clock_now())
-        .await?;
+    tillit_server::admin::create_staff(&*ctx.store, tenant, id, name, hpr, ctx.clock_now()).await?;
     Ok(())
 }
 

@@ -58,10 +58,7 @@ async fn open(
     let subject = caller(state, headers, client).await?;
     let body = parse_body(state, headers, body)?;
     let reason = stated_reason(&body, "state the reason for emergency access")?;
-    let minutes = match parameter(&body, "minutes") {
-        None => None,
-        Some(v) => Some(v.as_i64().unwrap_or(0)),
-    };
+    let minutes = parameter(&body, "minutes").map(|v| v.as_i64().unwrap_or(0));
     let access = open_window(state, client, &subject, id, &reason, minutes).await?;
     Ok(json!({
         "resourceType": "Parameters",

@@ -387,7 +387,7 @@ pub async fn load_record(
         let (charts, rest) = charts_of(tr, &records);
         let mut items: Vec<(Option<OffsetDateTime>, Item)> =
             rest.iter().map(|(_, v)| item_of(tr, v)).collect();
-        items.sort_by(|a, b| b.0.cmp(&a.0));
+        items.sort_by_key(|i| std::cmp::Reverse(i.0));
         sections.push(Section {
             code: cat.code(),
             label: tr.category(*cat),
@@ -485,6 +485,13 @@ fn range_text(tr: super::i18n::Tr, r: Option<(Option<f64>, Option<f64>)>, unit: 
     }
 }
 
+/// One series of a measurement: its label, the value with its unit, the reference range.
+type Part = (
+    String,
+    Option<(f64, String)>,
+    Option<(Option<f64>, Option<f64>)>,
+);
+
 /// Observations with numbers become charts (one per code; a panel's components are its
 /// series); everything else is listed.
 fn charts_of(
@@ -505,11 +512,7 @@ fn charts_of(
             .and_then(Value::as_str)
             .unwrap_or(&title)
             .to_string();
-        let parts: Vec<(
-            String,
-            Option<(f64, String)>,
-            Option<(Option<f64>, Option<f64>)>,
-        )> = if let Some(q) = quantity(v.get("valueQuantity")) {
+        let parts: Vec<Part> = if let Some(q) = quantity(v.get("valueQuantity")) {
             vec![(title.clone(), Some(q), range_of(v))]
         } else if let Some(comps) = v.get("component").and_then(Value::as_array) {
             comps
@@ -549,7 +552,7 @@ fn charts_of(
         .into_values()
         .filter_map(|(title, series, unit)| {
             let unit = unit.as_str();
-            let svg = chart::svg(&tr.t2("clinician.chart.alt", &title, &unit), &series, |t| {
+            let svg = chart::svg(&tr.t2("clinician.chart.alt", &title, unit), &series, |t| {
                 tr.date(t)
             })?;
             let mut rows: Vec<(OffsetDateTime, usize, String, String, bool)> = series
@@ -583,9 +586,9 @@ fn charts_of(
                 .iter()
                 .map(|s| {
                     if series.len() > 1 {
-                        format!("{}: {}", s.label, range_text(tr, s.range, &unit))
+                        format!("{}: {}", s.label, range_text(tr, s.range, unit))
                     } else {
-                        range_text(tr, s.range, &unit)
+                        range_text(tr, s.range, unit)
                     }
                 })
                 .collect::<Vec<_>>()

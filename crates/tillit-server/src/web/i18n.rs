@@ -254,6 +254,10 @@ mod tests {
                 }
                 continue;
             }
+            // This file's own documentation shows the call with a made-up key.
+            if p.ends_with("i18n.rs") {
+                continue;
+            }
             let text = std::fs::read_to_string(&p).unwrap_or_default();
             for pat in [".t(\"", ".t1(\"", ".t2(\""] {
                 for (i, _) in text.match_indices(pat) {

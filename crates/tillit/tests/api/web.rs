@@ -44,8 +44,13 @@ fn stage_scripts(tools: &Path, dir: &Path) {
 
 /// Runs `tests-browser/journey-<name>.mjs` against a fresh demo and fails with its report.
 fn journey(name: &str) {
+    journey_with(name, &[]);
+}
+
+/// The same, with the demo started under extra environment (configuration overrides).
+fn journey_with(name: &str, env: &[(&str, &str)]) {
     let tools = browser_tools();
-    let app = spawn_demo();
+    let app = spawn_demo_with(None, env);
     let scripts = app.dir.join("tests-browser");
     stage_scripts(&tools, &scripts);
     let artifacts = repo().join("target/browser-artifacts").join(name);
@@ -108,4 +113,15 @@ fn browser_journey_account() {
 #[test]
 fn browser_journey_admin() {
     journey("admin");
+}
+
+#[test]
+fn browser_journey_patient() {
+    journey("patient");
+}
+
+/// The session-timeout warning, with a one-minute idle timeout so the test waits seconds.
+#[test]
+fn browser_journey_timeout() {
+    journey_with("timeout", &[("TILLIT_SESSION__IDLE_MINUTES", "1")]);
 }

@@ -124,12 +124,58 @@ async fn the_admin_pages_are_for_the_tenant_admin_only() {
     let admin = app.session(ADMIN).await;
     let tenant_id = app.user(ADMIN)["tenant_id"].as_str().unwrap().to_string();
     let pages: [(&str, &[&str]); 7] = [
-        ("/manage/people", &["id=\"staff\"", "Ingrid Lund", "sykepleier.haugen", "Navn er skjult for administratorer", "Kari Haugland"]),
-        ("/manage/roles", &["id=\"roles\"", "Lege", "Legekontoret", "Registrert av administrator"]),
-        ("/manage/care", &["id=\"care\"", "Hjemmesykepleie, vedtak", "Fra journalsystemet (CareTeam)", "id=\"team-list\"", "Marte Haugen (Sykepleier)"]),
-        ("/manage/policies", &["<textarea id=\"policies\"", "tenant.physician", "Standardregler", "id=\"review-rules\""]),
-        ("/manage/support", &["id=\"support-grants\"", "id=\"grant-support\""]),
-        ("/manage/status", &["tenant/", "id=\"kek-check\"", "id=\"audit-size\"", "id=\"backup-status\"", "Ingen sikkerhetskopiering er satt opp"]),
+        (
+            "/manage/people",
+            &[
+                "id=\"staff\"",
+                "Ingrid Lund",
+                "sykepleier.haugen",
+                "Navn er skjult for administratorer",
+                "Kari Haugland",
+            ],
+        ),
+        (
+            "/manage/roles",
+            &[
+                "id=\"roles\"",
+                "Lege",
+                "Legekontoret",
+                "Registrert av administrator",
+            ],
+        ),
+        (
+            "/manage/care",
+            &[
+                "id=\"care\"",
+                "Hjemmesykepleie, vedtak",
+                "Fra journalsystemet (CareTeam)",
+                "id=\"team-list\"",
+                "Marte Haugen (Sykepleier)",
+            ],
+        ),
+        (
+            "/manage/policies",
+            &[
+                "<textarea id=\"policies\"",
+                "tenant.physician",
+                "Standardregler",
+                "id=\"review-rules\"",
+            ],
+        ),
+        (
+            "/manage/support",
+            &["id=\"support-grants\"", "id=\"grant-support\""],
+        ),
+        (
+            "/manage/status",
+            &[
+                "tenant/",
+                "id=\"kek-check\"",
+                "id=\"audit-size\"",
+                "id=\"backup-status\"",
+                "Ingen sikkerhetskopiering er satt opp",
+            ],
+        ),
         ("/manage", &[]),
     ];
     for (path, expected) in pages {
@@ -174,7 +220,10 @@ async fn the_admin_pages_are_for_the_tenant_admin_only() {
         for s in [&doctor, &patient, &officer] {
             let p = get(&app, s, path).await;
             assert_eq!(p.status, 403, "{path}");
-            assert!(p.body.contains("Ingen tilgang"), "{path}: a readable refusal");
+            assert!(
+                p.body.contains("Ingen tilgang"),
+                "{path}: a readable refusal"
+            );
         }
         let anonymous = app
             .client
@@ -200,7 +249,11 @@ async fn the_admin_pages_are_for_the_tenant_admin_only() {
         &app,
         &doctor,
         "/manage/support",
-        &[("operator", "drift.olsen"), ("minutes", "60"), ("reason", "Sak 42")],
+        &[
+            ("operator", "drift.olsen"),
+            ("minutes", "60"),
+            ("reason", "Sak 42"),
+        ],
     )
     .await;
     assert_eq!(p.status, 403);
@@ -253,7 +306,7 @@ async fn a_staff_member_is_created_with_an_account_that_logs_in() {
     assert_eq!(p.status, 400);
     assert!(p.body.contains("Brukernavnet er allerede i bruk"));
     assert!(p.body.contains("role=\"alert\""));
-    let username_input = &p.body[p.body.find("id=\"username\"").unwrap()..];
+    let username_input = &p.body[p.body.find("id=\"new-username\"").unwrap()..];
     let username_input = &username_input[..username_input.find('>').unwrap()];
     assert!(username_input.contains("aria-invalid=\"true\""));
     assert!(username_input.contains("value=\"lege.lund\""));
@@ -263,7 +316,11 @@ async fn a_staff_member_is_created_with_an_account_that_logs_in() {
         &app,
         &admin,
         "/manage/people",
-        &[("name", "Ola Nordmann"), ("username", "ola.nordmann"), ("password", "kort")],
+        &[
+            ("name", "Ola Nordmann"),
+            ("username", "ola.nordmann"),
+            ("password", "kort"),
+        ],
     )
     .await;
     assert_eq!(p.status, 400);
@@ -272,7 +329,11 @@ async fn a_staff_member_is_created_with_an_account_that_logs_in() {
         &app,
         &admin,
         "/manage/people",
-        &[("name", "Ola Nordmann"), ("username", "ola.nordmann"), ("role", "nurse")],
+        &[
+            ("name", "Ola Nordmann"),
+            ("username", "ola.nordmann"),
+            ("role", "nurse"),
+        ],
     )
     .await;
     assert_eq!(p.status, 400, "a role needs a unit");
@@ -324,9 +385,21 @@ async fn a_staff_member_is_created_with_an_account_that_logs_in() {
         "person", "create", "--tenant", &tenant, "--kind", "staff", "--name", "Kari CLI",
     ]));
     let pid = out.trim().to_string();
-    assert!(get(&app, &admin, "/manage/people").await.body.contains("Kari CLI"));
+    assert!(
+        get(&app, &admin, "/manage/people")
+            .await
+            .body
+            .contains("Kari CLI")
+    );
     let out = app.admin(&[
-        "user", "create", "--tenant", &tenant, "--person", &pid, "--username", "ola.nordmann",
+        "user",
+        "create",
+        "--tenant",
+        &tenant,
+        "--person",
+        &pid,
+        "--username",
+        "ola.nordmann",
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("taken"));
@@ -347,7 +420,10 @@ async fn a_locked_account_is_unlocked_by_the_admin() {
     let start = people[..at].rfind("action=\"").unwrap() + 8;
     let path = format!("{}/unlock", &people[start..at]);
     let p = post(&app, &admin, &path, &[]).await;
-    assert_eq!((p.status, p.location.as_str()), (303, "/manage/people?unlocked=1"));
+    assert_eq!(
+        (p.status, p.location.as_str()),
+        (303, "/manage/people?unlocked=1")
+    );
     let people = get(&app, &admin, "/manage/people?unlocked=1").await.body;
     assert!(!people.contains("Låst til"));
     assert!(people.contains("Kontoen er låst opp"));
@@ -371,7 +447,10 @@ async fn a_care_relationship_made_here_opens_access_and_ending_it_closes_it() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(fhir_status(&app, &token, &format!("/fhir/r4/Patient/{patient}")).await, 403);
+    assert_eq!(
+        fhir_status(&app, &token, &format!("/fhir/r4/Patient/{patient}")).await,
+        403
+    );
 
     let care = get(&app, &admin, "/manage/care").await.body;
     let lund = option_value(&care, "Ingrid Lund");
@@ -381,7 +460,12 @@ async fn a_care_relationship_made_here_opens_access_and_ending_it_closes_it() {
         &app,
         &admin,
         "/manage/care",
-        &[("patient", &patient), ("party", "staff"), ("staff", &lund), ("purpose", "")],
+        &[
+            ("patient", &patient),
+            ("party", "staff"),
+            ("staff", &lund),
+            ("purpose", ""),
+        ],
     )
     .await;
     assert_eq!(p.status, 400);
@@ -402,28 +486,50 @@ async fn a_care_relationship_made_here_opens_access_and_ending_it_closes_it() {
     )
     .await;
     assert_eq!(p.status, 400);
-    assert!(p.body.contains("value=\"Tilsyn\""), "what was typed is kept");
+    assert!(
+        p.body.contains("value=\"Tilsyn\""),
+        "what was typed is kept"
+    );
     let p = post_form(
         &app,
         &admin,
         "/manage/care",
-        &[("patient", &patient), ("party", "staff"), ("staff", &lund), ("purpose", "Tilsyn")],
+        &[
+            ("patient", &patient),
+            ("party", "staff"),
+            ("staff", &lund),
+            ("purpose", "Tilsyn"),
+        ],
         false,
     )
     .await;
     assert_eq!(p.status, 403);
-    assert_eq!(fhir_status(&app, &token, &format!("/fhir/r4/Patient/{patient}")).await, 403);
+    assert_eq!(
+        fhir_status(&app, &token, &format!("/fhir/r4/Patient/{patient}")).await,
+        403
+    );
 
     // Added: the doctor reads the patient on the next request.
     let p = post(
         &app,
         &admin,
         "/manage/care",
-        &[("patient", &patient), ("party", "staff"), ("staff", &lund), ("purpose", "Tilsyn")],
+        &[
+            ("patient", &patient),
+            ("party", "staff"),
+            ("staff", &lund),
+            ("purpose", "Tilsyn"),
+        ],
     )
     .await;
-    assert_eq!((p.status, p.location.as_str()), (303, "/manage/care?added=1"));
-    assert_eq!(fhir_status(&app, &token, &format!("/fhir/r4/Patient/{patient}")).await, 200);
+    assert_eq!(
+        (p.status, p.location.as_str()),
+        (303, "/manage/care?added=1")
+    );
+    assert_eq!(
+        fhir_status(&app, &token, &format!("/fhir/r4/Patient/{patient}")).await,
+        200
+    );
     let care = get(&app, &admin, "/manage/care?added=1").await.body;
     assert!(care.contains("Behandlingsrelasjonen er lagt til"));
     let at = care.find("/end\" class=\"inline\"").unwrap();
@@ -434,8 +540,14 @@ async fn a_care_relationship_made_here_opens_access_and_ending_it_closes_it() {
     let p = post_form(&app, &admin, &end_path, &[], false).await;
     assert_eq!(p.status, 403, "ending needs the CSRF token");
     let p = post(&app, &admin, &end_path, &[]).await;
-    assert_eq!((p.status, p.location.as_str()), (303, "/manage/care?ended=1"));
-    assert_eq!(fhir_status(&app, &token, &format!("/fhir/r4/Patient/{patient}")).await, 403);
+    assert_eq!(
+        (p.status, p.location.as_str()),
+        (303, "/manage/care?ended=1")
+    );
+    assert_eq!(
+        fhir_status(&app, &token, &format!("/fhir/r4/Patient/{patient}")).await,
+        403
+    );
     let all = get(&app, &admin, "/manage/care?all=1").await.body;
     assert!(all.contains("Avsluttet"));
 
@@ -453,11 +565,17 @@ async fn a_care_relationship_made_here_opens_access_and_ending_it_closes_it() {
     assert_eq!(p.status, 400);
 
     let changed = events_of_kind(&app, "access.changed");
-    assert!(changed.iter().any(|e| e["detail"]
-        .as_str()
-        .unwrap()
-        .contains(&format!("to Patient/{patient}"))));
-    assert!(changed.iter().any(|e| e["detail"].as_str().unwrap().ends_with("ended")));
+    assert!(changed.iter().any(|e| {
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("to Patient/{patient}"))
+    }));
+    assert!(
+        changed
+            .iter()
+            .any(|e| e["detail"].as_str().unwrap().ends_with("ended"))
+    );
 }
 
 #[tokio::test]
@@ -479,7 +597,12 @@ async fn roles_are_assigned_and_ended_but_not_the_admins_own() {
         &app,
         &admin,
         "/manage/roles",
-        &[("person", &berg), ("role", "nurse"), ("unit", &unit), ("from", "1.1.2026")],
+        &[
+            ("person", &berg),
+            ("role", "nurse"),
+            ("unit", &unit),
+            ("from", "1.1.2026"),
+        ],
     )
     .await;
     assert_eq!(p.status, 400);
@@ -488,23 +611,50 @@ async fn roles_are_assigned_and_ended_but_not_the_admins_own() {
         &app,
         &admin,
         "/manage/roles",
-        &[("person", &berg), ("role", "nurse"), ("unit", &unit), ("to", "2099-12-31")],
+        &[
+            ("person", &berg),
+            ("role", "nurse"),
+            ("unit", &unit),
+            ("to", "2099-12-31"),
+        ],
     )
     .await;
-    assert_eq!((p.status, p.location.as_str()), (303, "/manage/roles?assigned=1"));
+    assert_eq!(
+        (p.status, p.location.as_str()),
+        (303, "/manage/roles?assigned=1")
+    );
     let roles = get(&app, &admin, "/manage/roles?assigned=1").await.body;
-    let row = roles.find("31.12.2099").expect("the new assignment with its last day");
+    let row = roles
+        .find("31.12.2099")
+        .expect("the new assignment with its last day");
     let at = row + roles[row..].find("/end\"").unwrap();
     let start = roles[..at].rfind("action=\"").unwrap() + 8;
     let end_path = format!("{}/end", &roles[start..at]);
     let p = post(&app, &admin, &end_path, &[]).await;
-    assert_eq!((p.status, p.location.as_str()), (303, "/manage/roles?ended=1"));
-    assert!(!get(&app, &admin, "/manage/roles").await.body.contains("31.12.2099"));
-    assert!(get(&app, &admin, "/manage/roles?all=1").await.body.contains("Avsluttet"));
+    assert_eq!(
+        (p.status, p.location.as_str()),
+        (303, "/manage/roles?ended=1")
+    );
+    assert!(
+        !get(&app, &admin, "/manage/roles")
+            .await
+            .body
+            .contains("31.12.2099")
+    );
+    assert!(
+        get(&app, &admin, "/manage/roles?all=1")
+            .await
+            .body
+            .contains("Avsluttet")
+    );
 
     // The admin's own admin role has no button, and a forged post is refused.
     let own = get(&app, &admin, "/manage/roles").await.body;
-    let own_id = attr_after(&own, "<span class=\"muted\" data-own-admin", "data-own-admin");
+    let own_id = attr_after(
+        &own,
+        "<span class=\"muted\" data-own-admin",
+        "data-own-admin",
+    );
     let p = post(&app, &admin, &format!("/manage/roles/{own_id}/end"), &[]).await;
     assert_eq!(p.status, 400);
     assert!(p.body.contains("din egen administratorrolle"));
@@ -529,7 +679,10 @@ async fn roles_are_assigned_and_ended_but_not_the_admins_own() {
         "--person",
         sorby["person_id"].as_str().unwrap(),
     ]));
-    assert!(after.lines().next().unwrap().ends_with("\tactive"), "{after}");
+    assert!(
+        after.lines().next().unwrap().ends_with("\tactive"),
+        "{after}"
+    );
     let changed = events_of_kind(&app, "access.changed");
     assert!(changed.iter().any(|e| {
         let d = e["detail"].as_str().unwrap();
@@ -547,10 +700,20 @@ async fn policies_are_validated_in_place_and_saved_like_the_api() {
     assert!(p.body.contains("id=\"policies-error\""));
     assert!(p.body.contains("nonsense"), "the validator's message");
     assert!(p.body.contains("linje 4"), "the line");
-    assert!(p.body.contains("resource.nonsense == 1 };</textarea>"), "the text is kept");
+    assert!(
+        p.body.contains("resource.nonsense == 1 };</textarea>"),
+        "the text is kept"
+    );
     let textarea = &p.body[p.body.find("<textarea").unwrap()..];
     assert!(textarea[..textarea.find('>').unwrap()].contains("aria-invalid=\"true\""));
-    let p = post_form(&app, &admin, "/manage/policies", &[("policies", "x")], false).await;
+    let p = post_form(
+        &app,
+        &admin,
+        "/manage/policies",
+        &[("policies", "x")],
+        false,
+    )
+    .await;
     assert_eq!(p.status, 403);
 
     // A valid text is saved, records PolicyChanged, and the API sees it.
@@ -558,8 +721,17 @@ async fn policies_are_validated_in_place_and_saved_like_the_api() {
         "{}\n@id(\"t.extra\")\nforbid (principal, action, resource) when {{ resource.category == \"sexual-health\" && principal.kind == \"relative\" }};\n",
         include_str!("../../../tillit-authz/policies/tenant-default.cedar")
     );
-    let p = post(&app, &admin, "/manage/policies", &[("policies", &own.replace('\n', "\r\n"))]).await;
-    assert_eq!((p.status, p.location.as_str()), (303, "/manage/policies?saved=1"));
+    let p = post(
+        &app,
+        &admin,
+        "/manage/policies",
+        &[("policies", &own.replace('\n', "\r\n"))],
+    )
+    .await;
+    assert_eq!(
+        (p.status, p.location.as_str()),
+        (303, "/manage/policies?saved=1")
+    );
     let page = get(&app, &admin, "/manage/policies?saved=1").await.body;
     assert!(page.contains("Egne regler"));
     assert!(page.contains("t.extra"));
@@ -576,15 +748,24 @@ async fn policies_are_validated_in_place_and_saved_like_the_api() {
     assert_eq!(api["is_default"], false);
     assert!(api["policies"].as_str().unwrap().contains("t.extra"));
     assert!(!api["policies"].as_str().unwrap().contains('\r'));
-    assert!(
-        events_of_kind(&app, "policy.changed")
-            .iter()
-            .any(|e| e["detail"].as_str().unwrap().contains("tenant policies saved"))
-    );
+    assert!(events_of_kind(&app, "policy.changed").iter().any(|e| {
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .contains("tenant policies saved")
+    }));
     // Back to the defaults.
     let p = post(&app, &admin, "/manage/policies", &[("reset", "1")]).await;
-    assert_eq!((p.status, p.location.as_str()), (303, "/manage/policies?reset=1"));
-    assert!(!get(&app, &admin, "/manage/policies").await.body.contains("t.extra"));
+    assert_eq!(
+        (p.status, p.location.as_str()),
+        (303, "/manage/policies?reset=1")
+    );
+    assert!(
+        !get(&app, &admin, "/manage/policies")
+            .await
+            .body
+            .contains("t.extra")
+    );
 }
 
 #[tokio::test]
@@ -606,15 +787,27 @@ async fn support_access_is_granted_and_revoked_like_the_api() {
     };
     for (fields, message) in [
         (
-            [("operator", "lege.lund"), ("minutes", "60"), ("reason", "Sak 1234")],
+            [
+                ("operator", "lege.lund"),
+                ("minutes", "60"),
+                ("reason", "Sak 1234"),
+            ],
             "ingen driftsperson",
         ),
         (
-            [("operator", "drift.olsen"), ("minutes", "6000"), ("reason", "Sak 1234")],
+            [
+                ("operator", "drift.olsen"),
+                ("minutes", "6000"),
+                ("reason", "Sak 1234"),
+            ],
             "høyst 24 timer",
         ),
         (
-            [("operator", "drift.olsen"), ("minutes", "60"), ("reason", "kort")],
+            [
+                ("operator", "drift.olsen"),
+                ("minutes", "60"),
+                ("reason", "kort"),
+            ],
             "5–500 tegn",
         ),
     ] {
@@ -628,7 +821,11 @@ async fn support_access_is_granted_and_revoked_like_the_api() {
         &app,
         &admin,
         "/manage/support",
-        &[("operator", "drift.olsen"), ("minutes", "60"), ("reason", "Sak 1234")],
+        &[
+            ("operator", "drift.olsen"),
+            ("minutes", "60"),
+            ("reason", "Sak 1234"),
+        ],
         false,
     )
     .await;
@@ -638,10 +835,17 @@ async fn support_access_is_granted_and_revoked_like_the_api() {
         &app,
         &admin,
         "/manage/support",
-        &[("operator", "drift.olsen"), ("minutes", "60"), ("reason", "Sak 1234: feilsøking")],
+        &[
+            ("operator", "drift.olsen"),
+            ("minutes", "60"),
+            ("reason", "Sak 1234: feilsøking"),
+        ],
     )
     .await;
-    assert_eq!((p.status, p.location.as_str()), (303, "/manage/support?granted=1"));
+    assert_eq!(
+        (p.status, p.location.as_str()),
+        (303, "/manage/support?granted=1")
+    );
     let grants = api_support().await;
     assert_eq!(grants["grants"][0]["state"], "active");
     assert_eq!(grants["grants"][0]["reason"], "Sak 1234: feilsøking");
@@ -650,10 +854,26 @@ async fn support_access_is_granted_and_revoked_like_the_api() {
     assert!(page.contains("Aktiv nå"));
     let id = grants["grants"][0]["id"].as_str().unwrap();
     let p = post(&app, &admin, &format!("/manage/support/{id}/revoke"), &[]).await;
-    assert_eq!((p.status, p.location.as_str()), (303, "/manage/support?revoked=1"));
+    assert_eq!(
+        (p.status, p.location.as_str()),
+        (303, "/manage/support?revoked=1")
+    );
     assert_eq!(api_support().await["grants"][0]["state"], "revoked");
-    assert!(get(&app, &admin, "/manage/support").await.body.contains("Trukket tilbake"));
+    assert!(
+        get(&app, &admin, "/manage/support")
+            .await
+            .body
+            .contains("Trukket tilbake")
+    );
     let changed = events_of_kind(&app, "access.changed");
-    assert!(changed.iter().any(|e| e["detail"] == format!("support grant {id} revoked")));
-    assert!(changed.iter().any(|e| e["detail"] == format!("support grant {id} for 60 min")));
+    assert!(
+        changed
+            .iter()
+            .any(|e| e["detail"] == format!("support grant {id} revoked"))
+    );
+    assert!(
+        changed
+            .iter()
+            .any(|e| e["detail"] == format!("support grant {id} for 60 min"))
+    );
 }

@@ -218,6 +218,7 @@ async fn the_access_log_shows_an_emergency_access_with_its_reason_in_plain_words
     assert_eq!(kari.get(&format!("/relative/{me}")).await.0, 200);
 
     let astrid = Web::login(&app, "astrid.haugland").await;
+    assert_eq!(astrid.get("/me/record").await.0, 200);
     let (s, page) = astrid.get("/me/log").await;
     assert_eq!(s, 200);
     let staff_name = match who.as_str() {
@@ -339,9 +340,10 @@ async fn blocks_are_made_and_lifted_and_apply_on_the_very_next_request() {
         .post("/me/blocks/lift", &[("consent", &mine)], true)
         .await;
     assert!(s == 403 || s == 404, "got {s}");
-    // The category block hides measurements from staff, not the rest.
+    // The category block hides measurements from staff (the lab result stays), not the rest.
     let (_, obs) = haugen.get(&format!("/Observation?patient={me}")).await;
-    assert_eq!(obs["total"], 0);
+    assert_eq!(obs["total"], 1);
+    assert_eq!(obs["entry"][0]["resource"]["code"]["text"], "HbA1c");
     let (_, meds) = haugen.get(&format!("/MedicationStatement?patient={me}")).await;
     assert_eq!(meds["total"], 1);
 }

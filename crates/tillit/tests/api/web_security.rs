@@ -30,7 +30,12 @@ async fn get(app: &TestApp, s: &Session, path: &str) -> (u16, String) {
 }
 
 /// Posts a form; returns the status, the redirect target and the body.
-async fn post(app: &TestApp, s: &Session, path: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
+async fn post(
+    app: &TestApp,
+    s: &Session,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> (u16, String, String) {
     let r = app
         .client
         .post(app.url(path))
@@ -188,7 +193,13 @@ async fn the_pages_are_for_the_security_officer_of_the_tenant_only() {
 
     // The security officer of another tenant sees nothing of this one.
     let patient = stranger_of(&app, "lege.lund");
-    open_emergency(&app, "lege.lund", &patient, "Akutt innleggelse, trenger medisinliste").await;
+    open_emergency(
+        &app,
+        "lege.lund",
+        &patient,
+        "Akutt innleggelse, trenger medisinliste",
+    )
+    .await;
     let alert = alert_about(&app, &so, "emergency", &patient).await;
     let sorby = app.user("lege.sorby");
     stdout(&app.admin(&[
@@ -214,17 +225,27 @@ async fn the_pages_are_for_the_security_officer_of_the_tenant_only() {
         &app,
         &other,
         &format!("/security/alerts/{alert}/decision"),
-        &[("csrf", other.csrf()), ("decision", "justified"), ("note", "Ser greit ut")],
+        &[
+            ("csrf", other.csrf()),
+            ("decision", "justified"),
+            ("note", "Ser greit ut"),
+        ],
     )
     .await;
     assert_eq!(s, 404);
     let (s, html) = get(&app, &other, &format!("/security/audit?patient={patient}")).await;
     assert_eq!(s, 400, "another tenant's patient is known");
     assert!(html.contains("id=\"patient-error\""));
-    assert!(!html.contains("<tbody>"), "another tenant's events are shown");
+    assert!(
+        !html.contains("<tbody>"),
+        "another tenant's events are shown"
+    );
     let (s, html) = get(&app, &other, "/security/audit").await;
     assert_eq!(s, 200);
-    assert!(!html.contains("Ingrid Lund"), "another tenant's staff are shown");
+    assert!(
+        !html.contains("Ingrid Lund"),
+        "another tenant's staff are shown"
+    );
     let (s, html) = get(&app, &other, "/security/emergency").await;
     assert_eq!(s, 200);
     assert!(!html.contains("Akutt innleggelse"));
@@ -245,7 +266,10 @@ async fn an_emergency_access_is_reviewed_and_closed_as_a_breach() {
     let alert = alert_about(&app, &so, "emergency", &patient).await;
     let (s, html) = get(&app, &so, "/security/alerts").await;
     assert_eq!(s, 200);
-    assert!(html.contains(&format!("href=\"/security/alerts/{alert}\"")), "{html}");
+    assert!(
+        html.contains(&format!("href=\"/security/alerts/{alert}\"")),
+        "{html}"
+    );
     assert!(html.contains("Ingrid Lund"), "the actor is not named");
 
     // The emergency page shows the access, its reason, what was read and the alert.
@@ -265,13 +289,23 @@ async fn an_emergency_access_is_reviewed_and_closed_as_a_breach() {
 
     // The decision: CSRF first, then validation in place keeping what was typed.
     let path = format!("/security/alerts/{alert}/decision");
-    let (s, _, _) = post(&app, &so, &path, &[("decision", "deviation"), ("note", "Ingen grunn")]).await;
+    let (s, _, _) = post(
+        &app,
+        &so,
+        &path,
+        &[("decision", "deviation"), ("note", "Ingen grunn")],
+    )
+    .await;
     assert_eq!(s, 403);
     let (s, _, _) = post(
         &app,
         &so,
         &path,
-        &[("csrf", "not-the-token"), ("decision", "deviation"), ("note", "Ingen grunn")],
+        &[
+            ("csrf", "not-the-token"),
+            ("decision", "deviation"),
+            ("note", "Ingen grunn"),
+        ],
     )
     .await;
     assert_eq!(s, 403);
@@ -279,14 +313,21 @@ async fn an_emergency_access_is_reviewed_and_closed_as_a_breach() {
         &app,
         &so,
         &path,
-        &[("csrf", so.csrf()), ("decision", "deviation"), ("note", "nei")],
+        &[
+            ("csrf", so.csrf()),
+            ("decision", "deviation"),
+            ("note", "nei"),
+        ],
     )
     .await;
     assert_eq!(s, 400);
     assert!(html.contains("id=\"note-error\" role=\"alert\""), "{html}");
     assert!(html.contains("aria-invalid=\"true\""));
     assert!(html.contains(">nei</textarea>"), "the note was not kept");
-    assert!(html.contains("value=\"deviation\" checked"), "the choice was not kept");
+    assert!(
+        html.contains("value=\"deviation\" checked"),
+        "the choice was not kept"
+    );
     let (s, _, html) = post(
         &app,
         &so,
@@ -300,8 +341,17 @@ async fn an_emergency_access_is_reviewed_and_closed_as_a_breach() {
     )
     .await;
     assert_eq!(s, 400);
-    assert!(html.contains("id=\"breach-error\" role=\"alert\""), "{html}");
-    let (s, _, html) = post(&app, &so, &path, &[("csrf", so.csrf()), ("note", "Uten valg her")]).await;
+    assert!(
+        html.contains("id=\"breach-error\" role=\"alert\""),
+        "{html}"
+    );
+    let (s, _, html) = post(
+        &app,
+        &so,
+        &path,
+        &[("csrf", so.csrf()), ("note", "Uten valg her")],
+    )
+    .await;
     assert_eq!(s, 400);
     assert!(html.contains("id=\"decision-error\""), "{html}");
 
@@ -318,10 +368,16 @@ async fn an_emergency_access_is_reviewed_and_closed_as_a_breach() {
         ],
     )
     .await;
-    assert_eq!((s, location.as_str()), (303, "/security/alerts?decided=deviation"));
+    assert_eq!(
+        (s, location.as_str()),
+        (303, "/security/alerts?decided=deviation")
+    );
     let (_, html) = get(&app, &so, &location).await;
     assert!(html.contains("role=\"status\""), "no confirmation");
-    assert!(!html.contains(&format!("/security/alerts/{alert}\"")), "still in the open queue");
+    assert!(
+        !html.contains(&format!("/security/alerts/{alert}\"")),
+        "still in the open queue"
+    );
     let (_, html) = get(&app, &so, "/security/alerts?status=deviation").await;
     assert!(html.contains(&format!("/security/alerts/{alert}\"")));
 
@@ -331,7 +387,10 @@ async fn an_emergency_access_is_reviewed_and_closed_as_a_breach() {
             .iter()
             .any(|e| e["kind"] == "alert.reviewed"
                 && e["detail"].as_str().unwrap().contains(&alert)
-                && e["detail"].as_str().unwrap().contains("personal-data breach")),
+                && e["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("personal-data breach")),
         "no alert.reviewed event"
     );
 
@@ -351,7 +410,11 @@ async fn an_emergency_access_is_reviewed_and_closed_as_a_breach() {
         &app,
         &so,
         &path,
-        &[("csrf", so.csrf()), ("decision", "justified"), ("note", "Likevel i orden")],
+        &[
+            ("csrf", so.csrf()),
+            ("decision", "justified"),
+            ("note", "Likevel i orden"),
+        ],
     )
     .await;
     assert_eq!(s, 400);
@@ -391,7 +454,13 @@ async fn an_emergency_access_without_an_alert_is_taken_up_for_review() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let patient = stranger_of(&app, "lege.lund");
-    let access = open_emergency(&app, "lege.lund", &patient, "Pasienten falt, trenger oversikt").await;
+    let access = open_emergency(
+        &app,
+        "lege.lund",
+        &patient,
+        "Pasienten falt, trenger oversikt",
+    )
+    .await;
 
     let (s, html) = get(&app, &so, "/security/emergency").await;
     assert_eq!(s, 200);
@@ -411,15 +480,25 @@ async fn an_emergency_access_without_an_alert_is_taken_up_for_review() {
     assert_eq!(again, location);
     let (s, html) = get(&app, &so, &format!("/security/alerts/{alert}")).await;
     assert_eq!(s, 200);
-    assert!(html.contains("Pasienten falt"), "the opening event is not behind it");
+    assert!(
+        html.contains("Pasienten falt"),
+        "the opening event is not behind it"
+    );
     let (s, location, _) = post(
         &app,
         &so,
         &format!("/security/alerts/{alert}/decision"),
-        &[("csrf", so.csrf()), ("decision", "justified"), ("note", "Fall i hjemmet, akutt")],
+        &[
+            ("csrf", so.csrf()),
+            ("decision", "justified"),
+            ("note", "Fall i hjemmet, akutt"),
+        ],
     )
     .await;
-    assert_eq!((s, location.as_str()), (303, "/security/alerts?decided=justified"));
+    assert_eq!(
+        (s, location.as_str()),
+        (303, "/security/alerts?decided=justified")
+    );
     let (_, html) = get(&app, &so, "/security/emergency").await;
     assert!(!html.contains(&format!("action=\"{action}\"")));
     assert!(html.contains("badge ok"), "{html}");
@@ -429,7 +508,10 @@ async fn an_emergency_access_without_an_alert_is_taken_up_for_review() {
 async fn the_audit_search_filters_pages_and_is_itself_logged() {
     let app = spawn_demo();
     let lege = Fhir::new(&app, "lege.lund");
-    let mine = app.user("lege.lund")["patients"][0].as_str().unwrap().to_string();
+    let mine = app.user("lege.lund")["patients"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
     let stranger = stranger_of(&app, "lege.lund");
     // Enough events for more than one page.
     for _ in 0..55 {
@@ -451,7 +533,10 @@ async fn the_audit_search_filters_pages_and_is_itself_logged() {
     assert!(html.contains("badge danger\">Avvist"), "{html}");
     assert!(!html.contains("badge ok\">Tillatt"));
     assert!(html.contains(&format!("<option value=\"{lund}\" selected>")));
-    assert!(officer_looks_at(&app, &stranger).await > before, "the search is not logged");
+    assert!(
+        officer_looks_at(&app, &stranger).await > before,
+        "the search is not logged"
+    );
 
     // By category: the demographics read, not the rest.
     let (s, html) = get(
@@ -489,7 +574,8 @@ async fn the_audit_search_filters_pages_and_is_itself_logged() {
         .split("href=\"/security/audit?")
         .find_map(|rest| {
             let (q, tail) = rest.split_once('"')?;
-            tail.starts_with(" id=\"older\"").then(|| q.replace("&amp;", "&"))
+            tail.starts_with(" id=\"older\"")
+                .then(|| q.replace("&amp;", "&"))
         })
         .expect("no link to older events");
     let (s, html) = get(&app, &so, &format!("/security/audit?{older}")).await;
@@ -501,7 +587,10 @@ async fn the_audit_search_filters_pages_and_is_itself_logged() {
 async fn checkpoints_are_signed_and_the_whole_log_is_verified() {
     let app = spawn_demo();
     let lege = Fhir::new(&app, "lege.lund");
-    let mine = app.user("lege.lund")["patients"][0].as_str().unwrap().to_string();
+    let mine = app.user("lege.lund")["patients"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
     for _ in 0..5 {
         assert_eq!(lege.get(&format!("/Patient/{mine}")).await.0, 200);
     }
@@ -512,29 +601,58 @@ async fn checkpoints_are_signed_and_the_whole_log_is_verified() {
 
     let (s, _, _) = post(&app, &so, "/security/checkpoints/sign", &[]).await;
     assert_eq!(s, 403);
-    let (s, location, _) = post(&app, &so, "/security/checkpoints/sign", &[("csrf", so.csrf())]).await;
+    let (s, location, _) = post(
+        &app,
+        &so,
+        "/security/checkpoints/sign",
+        &[("csrf", so.csrf())],
+    )
+    .await;
     assert_eq!(s, 303);
-    assert!(location.starts_with("/security/checkpoints?signed="), "{location}");
+    assert!(
+        location.starts_with("/security/checkpoints?signed="),
+        "{location}"
+    );
     let (_, html) = get(&app, &so, &location).await;
-    assert!(html.contains("badge ok"), "the latest checkpoint does not verify: {html}");
+    assert!(
+        html.contains("badge ok"),
+        "the latest checkpoint does not verify: {html}"
+    );
 
     let (s, _, _) = post(&app, &so, "/security/checkpoints/verify", &[]).await;
     assert_eq!(s, 403);
-    let (s, _, html) = post(&app, &so, "/security/checkpoints/verify", &[("csrf", so.csrf())]).await;
+    let (s, _, html) = post(
+        &app,
+        &so,
+        "/security/checkpoints/verify",
+        &[("csrf", so.csrf())],
+    )
+    .await;
     assert_eq!(s, 200);
     assert!(html.contains("Loggen er hel"), "{html}");
 
     // An entry changed behind the server's back is named.
-    let tenant = app.user("sikkerhet.moe")["tenant_id"].as_str().unwrap().to_string();
+    let tenant = app.user("sikkerhet.moe")["tenant_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let conn = rusqlite::Connection::open(app.dir.join("tillit.db")).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
-    conn.execute_batch("DROP TRIGGER audit_events_no_update;").unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    conn.execute_batch("DROP TRIGGER audit_events_no_update;")
+        .unwrap();
     conn.execute(
         "UPDATE audit_events SET payload_hash = zeroblob(32) WHERE tenant_id = ?1 AND seq = 3",
         [&tenant],
     )
     .unwrap();
-    let (s, _, html) = post(&app, &so, "/security/checkpoints/verify", &[("csrf", so.csrf())]).await;
+    let (s, _, html) = post(
+        &app,
+        &so,
+        "/security/checkpoints/verify",
+        &[("csrf", so.csrf())],
+    )
+    .await;
     assert_eq!(s, 200);
     assert!(html.contains("Loggen er endret"), "{html}");
     assert!(html.contains("Hendelse #3 er endret"), "{html}");

@@ -231,7 +231,7 @@ impl Directory {
             .filter(|p| p.kind == tillit_core::PersonKind::Staff)
             .map(|p| (p.id.to_string(), self.name(&p.id)))
             .collect();
-        v.sort_by(|a, b| a.1.to_lowercase().cmp(&b.1.to_lowercase()));
+        v.sort_by_key(|(_, name)| name.to_lowercase());
         v
     }
 

@@ -176,7 +176,7 @@ async fn people_page(
             }),
         }
     }
-    staff.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    staff.sort_by_key(|s| s.name.to_lowercase());
     let page = PeoplePage {
         l: web.layout(web.tr.t("admin.people.title")),
         staff,
@@ -235,9 +235,8 @@ pub async fn create(web: Web, body: Bytes) -> Response {
         if input.name.is_empty() || input.name.chars().count() > 200 {
             return refuse(input, "name", "admin.people.error.name").await;
         }
-        if !input.hpr.is_empty()
-            && !(input.hpr.len() <= 9 && input.hpr.chars().all(|c| c.is_ascii_digit()))
-        {
+        let hpr_ok = input.hpr.len() <= 9 && input.hpr.chars().all(|c| c.is_ascii_digit());
+        if !hpr_ok {
             return refuse(input, "hpr", "admin.people.error.hpr").await;
         }
         let Ok(username) = Username::parse(&input.username) else {

@@ -88,7 +88,7 @@ async fn roles_page(
             period,
         });
     }
-    rows.sort_by(|a, b| a.person.to_lowercase().cmp(&b.person.to_lowercase()));
+    rows.sort_by_key(|r| r.person.to_lowercase());
     let page = RolesPage {
         l: web.layout(web.tr.t("admin.roles.title")),
         rows,

@@ -20,7 +20,7 @@ mod relatives;
 use super::i18n::Tr;
 use super::{PageError, Web};
 use crate::authz::Subject;
-use crate::fhir::service::{FhirError, format_instant};
+use crate::fhir::service::format_instant;
 use crate::state::AppState;
 use axum::Router;
 use axum::routing::{get, post};
@@ -195,7 +195,12 @@ fn provision(
         }
         let mut period = json!({"start": format_instant(start)});
         if let (Some(e), Some(po)) = (end, period.as_object_mut()) {
-            po.insert("end".into(), json!(format_instant(e)));
+            // A FHIR instant covers its whole last unit: the last millisecond before `e`
+            // ends exactly at `e`.
+            po.insert(
+                "end".into(),
+                json!(format_instant(e - time::Duration::milliseconds(1))),
+            );
         }
         obj.insert("period".into(), period);
     }
@@ -249,11 +254,6 @@ async fn access_changed(web: &Web, detail: &str) -> Result<(), PageError> {
 /// The patient's person id (the patient pages are about the logged-in patient only).
 fn me(web: &Web) -> String {
     web.principal.user.person.to_string()
-}
-
-/// A FHIR failure on a page: 404 stays 404, others keep their status.
-fn fhir_err(e: FhirError) -> PageError {
-    PageError::from(e)
 }
 
 /// Whether `party` names `person`.

@@ -322,6 +322,21 @@ fn instant(raw: &str) -> Option<OffsetDateTime> {
 
 /// When a record happened: the first of its usual date elements.
 fn when_of(v: &Value) -> Option<OffsetDateTime> {
+    when_raw(v).and_then(|(_, t)| t)
+}
+
+/// When a record happened as the page says it: a date written without a time stays a date
+/// (not midnight UTC shown in Norwegian time).
+fn when_words(tr: Tr, v: &Value) -> String {
+    match when_raw(v) {
+        Some((raw, _)) if raw.len() <= 10 => fhir_date(raw),
+        Some((_, Some(t))) => tr.datetime(t),
+        _ => String::new(),
+    }
+}
+
+/// The raw value and instant of a record's first usual date element.
+fn when_raw(v: &Value) -> Option<(&str, Option<OffsetDateTime>)> {
     for key in [
         "effectiveDateTime",
         "date",
@@ -334,13 +349,13 @@ fn when_of(v: &Value) -> Option<OffsetDateTime> {
         "sent",
         "issued",
     ] {
-        if let Some(t) = s(v, key).and_then(instant) {
-            return Some(t);
+        if let Some(raw) = s(v, key) {
+            return Some((raw, instant(raw)));
         }
     }
     for key in ["effectivePeriod", "period", "performedPeriod"] {
-        if let Some(t) = v.get(key).and_then(|p| s(p, "start")).and_then(instant) {
-            return Some(t);
+        if let Some(raw) = v.get(key).and_then(|p| s(p, "start")) {
+            return Some((raw, instant(raw)));
         }
     }
     None
@@ -686,11 +701,20 @@ fn entry_of(tr: Tr, v: &Value) -> (Option<OffsetDateTime>, Entry) {
     } else {
         title
     };
+    // Records that last a period say so in their detail.
+    let lasting = matches!(
+        rt,
+        "CareTeam" | "EpisodeOfCare" | "MedicationStatement" | "MedicationRequest"
+    ) && !detail.is_empty();
     (
         when,
         Entry {
             title,
-            when: when.map(|t| tr.datetime(t)).unwrap_or_default(),
+            when: if lasting {
+                String::new()
+            } else {
+                when_words(tr, v)
+            },
             detail,
             status,
             text,
