@@ -125,3 +125,10 @@ fn browser_journey_patient() {
 fn browser_journey_timeout() {
     journey_with("timeout", &[("TILLIT_SESSION__IDLE_MINUTES", "1")]);
 }
+
+/// The README's tour across three audiences: refused → emergency access → the patient sees
+/// it → the security officer closes the alert.
+#[test]
+fn browser_journey_tour() {
+    journey("tour");
+}
