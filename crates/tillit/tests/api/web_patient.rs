@@ -90,13 +90,7 @@ fn id_of(app: &TestApp, user: &str, field: &str) -> String {
 /// Every `value` of the hidden `consent` fields on a page, in order.
 fn consents_on(page: &str) -> Vec<String> {
     page.match_indices(r#"name="consent" value=""#)
-        .map(|(i, m)| {
-            page[i + m.len()..]
-                .split('"')
-                .next()
-                .unwrap()
-                .to_string()
-        })
+        .map(|(i, m)| page[i + m.len()..].split('"').next().unwrap().to_string())
         .collect()
 }
 
@@ -113,7 +107,11 @@ fn stranger_to(app: &TestApp, patient: &str) -> String {
                     .unwrap()
                     .iter()
                     .any(|r| r == "physician" || r == "nurse")
-                && !u["patients"].as_array().unwrap().iter().any(|p| p == patient)
+                && !u["patients"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p == patient)
                 && !u["refused_patients"]
                     .as_array()
                     .unwrap()
@@ -132,10 +130,22 @@ async fn the_patient_sees_their_record_and_other_audiences_are_refused() {
     let astrid = Web::login(&app, "astrid.haugland").await;
     let (s, page) = astrid.get("/me/record").await;
     assert_eq!(s, 200, "{page}");
-    for expected in ["Astrid", "Haugland", "Puls", "Blodtrykk", "<svg", "Metoprolol", "Hjemmebesøk", "Sykepleiernotat"] {
+    for expected in [
+        "Astrid",
+        "Haugland",
+        "Puls",
+        "Blodtrykk",
+        "<svg",
+        "Metoprolol",
+        "Hjemmebesøk",
+        "Sykepleiernotat",
+    ] {
         assert!(page.contains(expected), "the record lacks {expected}");
     }
-    assert!(page.contains("badge ok"), "a final document shows its status");
+    assert!(
+        page.contains("badge ok"),
+        "a final document shows its status"
+    );
     assert!(
         !page.contains("bør ikke lese"),
         "the note withheld from the patient is not shown"
@@ -150,7 +160,10 @@ async fn the_patient_sees_their_record_and_other_audiences_are_refused() {
     let r = app
         .client
         .get(app.url("/me/record"))
-        .header(COOKIE, format!("{}; __Host-tillit_lang=en", astrid.s.cookie))
+        .header(
+            COOKIE,
+            format!("{}; __Host-tillit_lang=en", astrid.s.cookie),
+        )
         .send()
         .await
         .unwrap();
@@ -194,7 +207,12 @@ async fn the_patient_sees_their_record_and_other_audiences_are_refused() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    assert!(r.headers()["location"].to_str().unwrap().starts_with("/login"));
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login")
+    );
 }
 
 #[tokio::test]
@@ -230,9 +248,15 @@ async fn the_access_log_shows_an_emergency_access_with_its_reason_in_plain_words
     assert!(page.contains(staff_name), "the log names the clinician");
     assert!(page.contains(reason), "the log shows the stated reason");
     assert!(page.contains(r#"id="emergency-summary""#));
-    assert!(page.contains(r#"class="emergency""#), "the emergency row is highlighted");
+    assert!(
+        page.contains(r#"class="emergency""#),
+        "the emergency row is highlighted"
+    );
     assert!(page.contains("Nødtilgang"));
-    assert!(page.contains("Kari Haugland"), "the relative's look is in the log");
+    assert!(
+        page.contains("Kari Haugland"),
+        "the relative's look is in the log"
+    );
     assert!(page.contains("Pårørende, med ditt samtykke"));
     assert!(
         page.contains("Stoppet"),
@@ -252,10 +276,8 @@ async fn the_access_log_shows_an_emergency_access_with_its_reason_in_plain_words
     assert!(bad.contains(r#"value="igår""#), "what was typed is kept");
     // Looking at the log is itself logged.
     assert!(
-        events(&app.dir)
-            .iter()
-            .any(|e| e["kind"] == "audit.search"
-                && e["detail"].as_str().unwrap().contains("by the patient"))
+        events(&app.dir).iter().any(|e| e["kind"] == "audit.search"
+            && e["detail"].as_str().unwrap().contains("by the patient"))
     );
 }
 
@@ -289,14 +311,22 @@ async fn blocks_are_made_and_lifted_and_apply_on_the_very_next_request() {
     // A staff member of another tenant is nobody here.
     let sorby = id_of(&app, "lege.sorby", "person_id");
     let (s, _, _) = astrid
-        .post("/me/blocks", &[("kind", "person"), ("person", &sorby)], true)
+        .post(
+            "/me/blocks",
+            &[("kind", "person"), ("person", &sorby)],
+            true,
+        )
         .await;
     assert_eq!(s, 400);
     // An end date in the past.
     let (s, _, page) = astrid
         .post(
             "/me/blocks",
-            &[("kind", "person"), ("person", &haugen_id), ("until", "2001-01-01")],
+            &[
+                ("kind", "person"),
+                ("person", &haugen_id),
+                ("until", "2001-01-01"),
+            ],
             true,
         )
         .await;
@@ -311,12 +341,13 @@ async fn blocks_are_made_and_lifted_and_apply_on_the_very_next_request() {
     assert!(page.contains("Marte Haugen kan ikke se journalen din."));
     let (s, _, _) = astrid.post("/me/blocks", &fields, true).await;
     assert_eq!(s, 400, "the same block twice is refused");
-    assert!(
-        events(&app.dir)
-            .iter()
-            .any(|e| e["kind"] == "access.changed"
-                && e["detail"].as_str().unwrap().contains("patient block added"))
-    );
+    assert!(events(&app.dir).iter().any(|e| {
+        e["kind"] == "access.changed"
+            && e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("patient block added")
+    }));
 
     // Lifting it: access as before on the next request.
     let consent = consents_on(&page).into_iter().next().unwrap();
@@ -332,7 +363,11 @@ async fn blocks_are_made_and_lifted_and_apply_on_the_very_next_request() {
     // Another patient's consent cannot be lifted from here.
     let berit = Web::login(&app, "berit.solberg").await;
     let (_, _, _) = astrid
-        .post("/me/blocks", &[("kind", "category"), ("category", "measurements")], true)
+        .post(
+            "/me/blocks",
+            &[("kind", "category"), ("category", "measurements")],
+            true,
+        )
         .await;
     let (_, page) = astrid.get("/me/blocks").await;
     let mine = consents_on(&page).into_iter().next().unwrap();
@@ -344,7 +379,9 @@ async fn blocks_are_made_and_lifted_and_apply_on_the_very_next_request() {
     let (_, obs) = haugen.get(&format!("/Observation?patient={me}")).await;
     assert_eq!(obs["total"], 1);
     assert_eq!(obs["entry"][0]["resource"]["code"]["text"], "HbA1c");
-    let (_, meds) = haugen.get(&format!("/MedicationStatement?patient={me}")).await;
+    let (_, meds) = haugen
+        .get(&format!("/MedicationStatement?patient={me}"))
+        .await;
     assert_eq!(meds["total"], 1);
 }
 
@@ -371,7 +408,10 @@ async fn relatives_consents_are_granted_changed_and_revoked() {
     let (s, view) = kari.get(&format!("/relative/{me}")).await;
     assert_eq!(s, 200);
     assert!(view.contains("Hjemmebesøk"), "the appointment is shown");
-    assert!(!view.contains("Metoprolol"), "medications are not consented");
+    assert!(
+        !view.contains("Metoprolol"),
+        "medications are not consented"
+    );
 
     // Widen the scope to medications: the next request sees them.
     let (s, _, page) = astrid
@@ -388,7 +428,9 @@ async fn relatives_consents_are_granted_changed_and_revoked() {
     assert_eq!(s, 403, "no CSRF token");
     let (s, loc, _) = astrid.post("/me/relatives/scope", &fields, true).await;
     assert_eq!((s, loc.as_str()), (303, "/me/relatives?saved=changed"));
-    let (_, meds) = kari_api.get(&format!("/MedicationStatement?patient={me}")).await;
+    let (_, meds) = kari_api
+        .get(&format!("/MedicationStatement?patient={me}"))
+        .await;
     assert_eq!(meds["total"], 1);
     let (_, view) = kari.get(&format!("/relative/{me}")).await;
     assert!(view.contains("Metoprolol"));
@@ -410,7 +452,11 @@ async fn relatives_consents_are_granted_changed_and_revoked() {
     let (s, loc, _) = astrid
         .post(
             "/me/relatives/grant",
-            &[("relative", &kari_id), ("cat", "appointments"), ("until", "2099-12-31")],
+            &[
+                ("relative", &kari_id),
+                ("cat", "appointments"),
+                ("until", "2099-12-31"),
+            ],
             true,
         )
         .await;
@@ -422,7 +468,11 @@ async fn relatives_consents_are_granted_changed_and_revoked() {
     // Someone else's relative cannot be granted anything here.
     let magnus = id_of(&app, "magnus.solberg", "person_id");
     let (s, _, _) = astrid
-        .post("/me/relatives/grant", &[("relative", &magnus), ("cat", "appointments")], true)
+        .post(
+            "/me/relatives/grant",
+            &[("relative", &magnus), ("cat", "appointments")],
+            true,
+        )
         .await;
     assert_eq!(s, 400);
     // A relative sees only patients they are linked to.
@@ -457,11 +507,19 @@ async fn downloads_hold_the_record_and_the_access_log() {
         .collect();
     assert_eq!(types[0], "Patient");
     assert_eq!(b["entry"][0]["resource"]["id"], me.as_str());
-    for t in ["Observation", "MedicationStatement", "Appointment", "Consent"] {
+    for t in [
+        "Observation",
+        "MedicationStatement",
+        "Appointment",
+        "Consent",
+    ] {
         assert!(types.contains(&t), "the download lacks {t}");
     }
     assert_eq!(types.iter().filter(|t| **t == "Observation").count(), 17);
-    assert!(!body.contains("bør ikke lese"), "withheld records are not in it");
+    assert!(
+        !body.contains("bør ikke lese"),
+        "withheld records are not in it"
+    );
 
     let (s, ct, cd, csv) = astrid.download("/me/export/log.csv").await;
     assert_eq!(s, 200);

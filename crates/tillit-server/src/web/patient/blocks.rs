@@ -22,7 +22,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
 use std::collections::HashMap;
-use tillit_core::{AccessKind, OrgUnitId, PersonId, PersonKind};
+use tillit_core::{AccessKind, OrgUnitId, PersonId, PersonKind, Role};
 use tillit_fhir::category::Category;
 use tillit_store::AccessParty;
 
@@ -145,12 +145,28 @@ async fn blocks_page(
             consent: consent_of(&r),
         });
     }
+    // People who read records; the record system's integrations are no person a block stops.
+    let integrations: Vec<PersonId> = {
+        let assignments = web.state.store.tenant_role_assignments(tenant).await?;
+        let mut by_person: HashMap<&PersonId, Vec<Role>> = HashMap::new();
+        for (a, _) in &assignments {
+            if a.period.contains(now) {
+                by_person.entry(&a.person).or_default().push(a.role);
+            }
+        }
+        by_person
+            .into_iter()
+            .filter(|(_, roles)| roles.iter().all(|r| *r == Role::Integration))
+            .map(|(p, _)| p.clone())
+            .collect()
+    };
     let mut staff: Vec<Opt> = web
         .state
         .store
         .list_persons(tenant, Some(PersonKind::Staff))
         .await?
         .into_iter()
+        .filter(|p| !integrations.contains(&p.id))
         .filter_map(|p| {
             let name = p.display_name.filter(|n| !n.is_empty())?;
             Some(Opt {

@@ -11,7 +11,7 @@ use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
 use std::collections::HashMap;
-use tillit_core::{PersonId, Role};
+use tillit_core::{PersonId, PersonKind, Role};
 use tillit_store::{AuditEvent, AuditFilter, AuditOutcome};
 use time::OffsetDateTime;
 
@@ -49,9 +49,9 @@ pub struct LogRow {
     pub outcome: &'static str,
 }
 
-/// Names of people and units, looked up once per page.
+/// Names (and kinds) of people and names of units, looked up once per page.
 pub struct Names {
-    people: HashMap<String, Option<String>>,
+    people: HashMap<String, Option<(Option<String>, PersonKind)>>,
     units: HashMap<String, String>,
 }
 
@@ -71,16 +71,32 @@ impl Names {
         })
     }
 
-    async fn person(&mut self, web: &Web, id: &str) -> Option<String> {
+    async fn lookup(&mut self, web: &Web, id: &str) -> Option<(Option<String>, PersonKind)> {
         if let Some(n) = self.people.get(id) {
             return n.clone();
         }
-        let name = match PersonId::parse(id) {
-            Ok(pid) => super::person_name(web, &pid).await,
+        let found = match PersonId::parse(id) {
+            Ok(pid) => web
+                .state
+                .store
+                .person(&web.principal.tenant.id, &pid)
+                .await
+                .ok()
+                .flatten()
+                .map(|p| (p.display_name.filter(|n| !n.is_empty()), p.kind)),
             Err(_) => None,
         };
-        self.people.insert(id.to_string(), name.clone());
-        name
+        self.people.insert(id.to_string(), found.clone());
+        found
+    }
+
+    async fn person(&mut self, web: &Web, id: &str) -> Option<String> {
+        self.lookup(web, id).await.and_then(|(n, _)| n)
+    }
+
+    /// The kind of person, for events that do not record it (security events).
+    async fn kind(&mut self, web: &Web, id: &str) -> Option<&'static str> {
+        self.lookup(web, id).await.map(|(_, k)| k.code())
     }
 }
 
@@ -131,11 +147,16 @@ pub async fn to_rows(web: &Web, names: &mut Names, events: &[AuditEvent]) -> Vec
     for e in events {
         let ev = &e.event;
         let own = ev.actor.person.as_deref() == Some(me.as_str());
+        let kind = match (&ev.actor.kind, &ev.actor.person) {
+            (Some(k), _) => Some(k.clone()),
+            (None, Some(p)) => names.kind(web, p).await.map(str::to_string),
+            (None, None) => None,
+        };
         let mut who = match (&ev.actor.person, own) {
             (_, true) => tr.t("patient.log.you").to_string(),
             (Some(p), false) => match names.person(web, p).await {
                 Some(n) => n,
-                None => kind_words(tr, ev.actor.kind.as_deref()).to_string(),
+                None => kind_words(tr, kind.as_deref()).to_string(),
             },
             (None, _) => tr.t("patient.log.admin").to_string(),
         };
@@ -164,7 +185,7 @@ pub async fn to_rows(web: &Web, names: &mut Names, events: &[AuditEvent]) -> Vec
         } else if own {
             String::new()
         } else {
-            kind_words(tr, ev.actor.kind.as_deref()).to_string()
+            kind_words(tr, kind.as_deref()).to_string()
         };
         let workplace = ev
             .actor
@@ -241,6 +262,8 @@ pub async fn fetch(
 struct LogPage {
     l: Layout,
     rows: Vec<LogRow>,
+    /// Emergency accesses opened in the rows shown, and rows under emergency access.
+    openings: usize,
     emergencies: usize,
     from: String,
     to: String,
@@ -311,6 +334,10 @@ pub async fn page(web: Web, Query(q): Query<HashMap<String, String>>) -> Respons
             }
         }
         let emergencies = rows.iter().filter(|r| r.emergency).count();
+        let openings = rows
+            .iter()
+            .filter(|r| r.action == "emergency.opened")
+            .count();
         let status = if error.is_some() {
             StatusCode::BAD_REQUEST
         } else {
@@ -321,6 +348,7 @@ pub async fn page(web: Web, Query(q): Query<HashMap<String, String>>) -> Respons
             &LogPage {
                 l: web.layout(tr.t("patient.log.title")),
                 rows,
+                openings,
                 emergencies,
                 from: from_raw,
                 to: to_raw,

@@ -64,10 +64,18 @@ fn category_words(tr: Tr, code: &str) -> String {
     }
 }
 
-/// A list of category names ("Avtaler, Meldinger").
+/// A list of category names in the record's order ("Legemidler, Meldinger, Avtaler").
 fn categories_words(tr: Tr, codes: &[String]) -> String {
+    let mut codes: Vec<&String> = codes.iter().collect();
+    codes.sort_by_key(|c| {
+        Category::ALL
+            .iter()
+            .position(|x| x.code() == c.as_str())
+            .unwrap_or(usize::MAX)
+    });
+    codes.dedup();
     codes
-        .iter()
+        .into_iter()
         .map(|c| category_words(tr, c))
         .collect::<Vec<_>>()
         .join(", ")

@@ -175,7 +175,7 @@ pub async fn load(
         let (charts, rest) = charts_of(tr, records);
         let mut entries: Vec<(Option<OffsetDateTime>, Entry)> =
             rest.iter().map(|v| entry_of(tr, v)).collect();
-        entries.sort_by(|a, b| b.0.cmp(&a.0));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.0));
         sections.push(Section {
             code: cat.code(),
             label: tr.category(*cat),

@@ -25,6 +25,8 @@ struct PatientRow {
     id: String,
     label: String,
     relationship: String,
+    /// The label is the patient's name (not the relationship).
+    named: bool,
     consents: Vec<ConsentRow>,
     /// A consent is in force now, so there is something to see.
     open: bool,
@@ -60,8 +62,9 @@ async fn links(web: &Web) -> Result<Vec<RelativeLink>, PageError> {
 }
 
 /// How the page names a patient: their name when the consent covers their personal details
-/// (an audited read), else by the relationship.
-async fn label_of(web: &Web, subject: &Subject, link: &RelativeLink) -> String {
+/// (an audited read), else by the relationship. The name is sealed in the patient's record, so
+/// there is no other way to it. Returns whether it is the name.
+async fn label_of(web: &Web, subject: &Subject, link: &RelativeLink) -> (String, bool) {
     let patient = link.patient.as_str();
     if scope_now(subject, patient, web.now())
         .iter()
@@ -84,10 +87,13 @@ async fn label_of(web: &Web, subject: &Subject, link: &RelativeLink) -> String {
                 })
                 .filter(|n| !n.is_empty())
         {
-            return name;
+            return (name, true);
         }
     }
-    web.tr.t1("patient.relative.unnamed", &link.relationship)
+    (
+        web.tr.t1("patient.relative.unnamed", &link.relationship),
+        false,
+    )
 }
 
 /// `GET /relative`
@@ -122,9 +128,11 @@ pub async fn home(web: Web) -> Response {
                     current: r.rule.period.contains(now),
                 })
                 .collect();
+            let (label, named) = label_of(&web, &subject, &link).await;
             rows.push(PatientRow {
                 id: link.patient.to_string(),
-                label: label_of(&web, &subject, &link).await,
+                label,
+                named,
                 relationship: link.relationship.clone(),
                 open: consents.iter().any(|c| c.current),
                 consents,

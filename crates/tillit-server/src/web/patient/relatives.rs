@@ -190,12 +190,16 @@ pub async fn page(web: Web, Query(q): Query<HashMap<String, String>>) -> Respons
     web.finish(r)
 }
 
-/// The categories and end date of a grant or change form, or what is wrong with them.
+/// What a grant or change form asks for: the categories and the end, if any.
+type Scope = (Vec<String>, Option<time::OffsetDateTime>);
+
+/// The categories and end date of a grant or change form, or what is wrong with them (the
+/// message's key and the field).
 fn scope_of_form(
     body: &[u8],
     f: &HashMap<String, String>,
     now: time::OffsetDateTime,
-) -> Result<(Vec<String>, Option<time::OffsetDateTime>), (&'static str, &'static str)> {
+) -> Result<Scope, (&'static str, &'static str)> {
     let mut cats: Vec<String> = form_all(body, "cat");
     cats.sort_by_key(|c| {
         Category::ALL
