@@ -39,6 +39,17 @@ pub trait KeyVault: Send + Sync + 'static {
     fn replace_all(&self, items: &[(String, Vec<u8>)]) -> Result<(), KeyError>;
     fn destroy(&self, id: &str) -> Result<bool, KeyError>;
     fn ids(&self) -> Result<Vec<String>, KeyError>;
+    /// Destroys several keys, in the order given; returns the ids that existed. A vault
+    /// may do it in one transaction (all or none).
+    fn destroy_all(&self, ids: &[String]) -> Result<Vec<String>, KeyError> {
+        let mut gone = Vec::new();
+        for id in ids {
+            if self.destroy(id)? {
+                gone.push(id.clone());
+            }
+        }
+        Ok(gone)
+    }
 }
 
 fn random_key() -> Result<KeyBytes, KeyError> {
@@ -405,6 +416,45 @@ impl Keyring {
         self.vault.destroy(&id)
     }
 
+    /// The vault ids of every key of a tenant: its data key, its index key and each of its
+    /// patients' keys (for a tenant's deletion receipt).
+    pub fn tenant_key_ids(&self, tenant: &str) -> Result<Vec<String>, KeyError> {
+        let (data, index) = (tenant_key_id(tenant), index_key_id(tenant));
+        let patients = format!("patient/{tenant}/");
+        Ok(self
+            .vault
+            .ids()?
+            .into_iter()
+            .filter(|id| *id == data || *id == index || id.starts_with(&patients))
+            .collect())
+    }
+
+    /// Crypto-shredding of a whole tenant: destroys every patient key of the tenant, its index
+    /// key and its data key, in one vault transaction where the vault has them (SQLite does);
+    /// otherwise in that order, the data key last, so running it again after a crash
+    /// finishes. Returns the ids destroyed.
+    pub fn destroy_tenant_keys(&self, tenant: &str) -> Result<Vec<String>, KeyError> {
+        let (data, index) = (tenant_key_id(tenant), index_key_id(tenant));
+        let mut ids = self.tenant_key_ids(tenant)?;
+        // Patient keys first, the tenant's data key last.
+        ids.sort_by_key(|id| {
+            if *id == data {
+                2
+            } else if *id == index {
+                1
+            } else {
+                0
+            }
+        });
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            for id in &ids {
+                cache.remove(id);
+            }
+        }
+        self.vault.destroy_all(&ids)
+    }
+
     /// Re-wraps every tenant key under `new_kek` (and keeps patient keys as they are: they are
     /// wrapped by tenant keys, which do not change). No data is re-encrypted.
     pub fn rotate_kek(&mut self, new_kek: Kek) -> Result<usize, KeyError> {
@@ -584,6 +634,28 @@ mod tests {
             Err(KeyError::Missing(_))
         ));
         assert!(ring(vault).open_for_patient("t1", "p1", "x", &s).is_err());
+    }
+
+    #[test]
+    fn destroying_a_tenants_keys_shreds_all_its_data_and_no_other_tenants() {
+        let vault = Arc::new(MemVault::default());
+        let k = ring(vault.clone());
+        let p1 = k.seal_for_patient("t1", "p1", "x", b"one").unwrap_or_default();
+        let t1 = k.seal_for_tenant(Some("t1"), "x", b"org").unwrap_or_default();
+        let _ = k.blind_index("t1", "f", "v");
+        let p3 = k.seal_for_patient("t10", "p3", "x", b"three").unwrap_or_default();
+        let mut ids = k.tenant_key_ids("t1").unwrap_or_default();
+        ids.sort();
+        assert_eq!(ids, ["patient/t1/p1", "tenant-index/t1", "tenant/t1"]);
+        let gone = k.destroy_tenant_keys("t1").unwrap_or_default();
+        assert_eq!(gone.len(), 3);
+        assert_eq!(gone.last().map(String::as_str), Some("tenant/t1"));
+        let fresh = ring(vault);
+        assert!(fresh.open_for_patient("t1", "p1", "x", &p1).is_err());
+        assert!(k.open_for_patient("t1", "p1", "x", &p1).is_err());
+        assert!(fresh.open_for_tenant(Some("t1"), "x", &t1).is_err());
+        assert!(fresh.open_for_patient("t10", "p3", "x", &p3).is_ok());
+        assert_eq!(fresh.tenant_key_ids("t1").map(|v| v.len()).ok(), Some(0));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 mod access;
 mod admin;
 mod audit;
+pub mod backup;
 mod conn;
 mod queries;
 mod resources;

@@ -98,6 +98,26 @@ impl KeyVault for SqliteKeyVault {
         })
     }
 
+    fn destroy_all(&self, ids: &[String]) -> Result<Vec<String>, KeyError> {
+        let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = c.transaction().map_err(err)?;
+        let mut gone = Vec::new();
+        for id in ids {
+            if tx
+                .execute("DELETE FROM keys WHERE id = ?1", [id])
+                .map_err(err)?
+                > 0
+            {
+                gone.push(id.clone());
+            }
+        }
+        tx.commit().map_err(err)?;
+        // As for one key: out of the WAL into the main file (secure_delete zeroes the cells).
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(err)?;
+        Ok(gone)
+    }
+
     fn ids(&self) -> Result<Vec<String>, KeyError> {
         self.with(|c| {
             let mut s = c.prepare("SELECT id FROM keys ORDER BY id")?;
