@@ -640,10 +640,16 @@ mod tests {
     fn destroying_a_tenants_keys_shreds_all_its_data_and_no_other_tenants() {
         let vault = Arc::new(MemVault::default());
         let k = ring(vault.clone());
-        let p1 = k.seal_for_patient("t1", "p1", "x", b"one").unwrap_or_default();
-        let t1 = k.seal_for_tenant(Some("t1"), "x", b"org").unwrap_or_default();
+        let p1 = k
+            .seal_for_patient("t1", "p1", "x", b"one")
+            .unwrap_or_default();
+        let t1 = k
+            .seal_for_tenant(Some("t1"), "x", b"org")
+            .unwrap_or_default();
         let _ = k.blind_index("t1", "f", "v");
-        let p3 = k.seal_for_patient("t10", "p3", "x", b"three").unwrap_or_default();
+        let p3 = k
+            .seal_for_patient("t10", "p3", "x", b"three")
+            .unwrap_or_default();
         let mut ids = k.tenant_key_ids("t1").unwrap_or_default();
         ids.sort();
         assert_eq!(ids, ["patient/t1/p1", "tenant-index/t1", "tenant/t1"]);
