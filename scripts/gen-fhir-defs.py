@@ -24,7 +24,7 @@ RESOURCES = [
     "RelatedPerson", "Consent", "Encounter", "Observation", "DiagnosticReport", "Condition",
     "Procedure", "Immunization", "MedicationRequest", "MedicationStatement", "AllergyIntolerance",
     "DocumentReference", "Communication", "Appointment", "Questionnaire", "QuestionnaireResponse",
-    "Provenance", "AuditEvent", "OperationOutcome", "Bundle",
+    "Provenance", "Task", "AuditEvent", "OperationOutcome", "Bundle",
 ]
 # Element is not reachable as a type, but it is the shape of a primitive's extension sibling
 # (`_birthDate`: id and extension), which the validator checks against it.

@@ -198,6 +198,11 @@ impl CheckpointVerifier {
 
     /// Verifies a signed note carrying a checkpoint and returns the checkpoint.
     pub fn verify(&self, note: &str) -> Result<Checkpoint, CheckpointError> {
+        Checkpoint::parse_body(&self.verify_note(note)?)
+    }
+
+    /// Verifies any signed note (such as a deletion receipt's) and returns its body.
+    pub fn verify_note(&self, note: &str) -> Result<String, CheckpointError> {
         let (body, sigs) = note
             .rsplit_once("\n\n")
             .map(|(b, s)| (format!("{b}\n"), s))
@@ -229,7 +234,14 @@ impl CheckpointVerifier {
         if !found {
             return Err(CheckpointError::NoSignature(self.name.clone()));
         }
-        Checkpoint::parse_body(&body)
+        Ok(body)
+    }
+
+    /// The verifier key in its text form (`name+keyid+base64`).
+    pub fn key_text(&self) -> String {
+        let mut k = vec![ALG_ED25519];
+        k.extend_from_slice(&self.public);
+        format!("{}+{}+{}", self.name, hex_lower(&self.id), B64.encode(k))
     }
 }
 

@@ -95,6 +95,7 @@ fn realistic(e: &Engine, pol: &TenantPolicies) {
             resource_type: "Observation".into(),
             category: cats[i % 5].into(),
             withheld: false,
+            restricted: false,
         };
         let t = Instant::now();
         let f = k.facts(Some(&patient), &r.category, now);
@@ -140,6 +141,7 @@ fn main() {
             resource_type: "Observation".into(),
             category: cats[i % 5].into(),
             withheld: false,
+            restricted: false,
         };
         let f = Facts {
             care_relationship: i % 3 != 0,

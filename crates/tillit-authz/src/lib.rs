@@ -91,6 +91,8 @@ pub struct Record {
     pub resource_type: String,
     pub category: String,
     pub withheld: bool,
+    /// The patient has restricted its processing (GDPR art. 18).
+    pub restricted: bool,
 }
 
 /// Facts computed from the record system for this principal and the record's patient.
@@ -267,6 +269,10 @@ impl Engine {
             (
                 "withheld".to_string(),
                 RestrictedExpression::new_bool(r.withheld),
+            ),
+            (
+                "restricted".to_string(),
+                RestrictedExpression::new_bool(r.restricted),
             ),
         ]);
         list.push(

@@ -23,6 +23,7 @@ fn record(category: &str) -> Record {
         resource_type: "Observation".into(),
         category: category.into(),
         withheld: false,
+        restricted: false,
     }
 }
 
@@ -207,6 +208,80 @@ fn a_block_yields_to_emergency_access_only_where_the_tenant_allows() {
 }
 
 #[test]
+fn a_restricted_record_is_read_by_the_patient_and_under_emergency_access_only() {
+    let (e, p) = engine();
+    let mut r = record("clinical-notes");
+    r.restricted = true;
+    let d = e.decide(&p, &staff("physician"), Action::Read, &r, &related());
+    assert!(!d.permitted);
+    assert_eq!(d.policies, ["platform.restricted"]);
+    assert!(
+        e.emergency_would_permit(&p, &staff("physician"), Action::Read, &r, &related()),
+        "emergency access is the way in"
+    );
+    let emergency = Facts {
+        emergency: true,
+        ..related()
+    };
+    assert!(
+        e.decide(&p, &staff("physician"), Action::Read, &r, &emergency)
+            .permitted
+    );
+    for a in [Action::Update, Action::Delete, Action::Create] {
+        assert!(
+            !e.decide(&p, &staff("physician"), a, &r, &emergency)
+                .permitted,
+            "{a:?}"
+        );
+    }
+    let pat = Principal {
+        id: "pat".into(),
+        tenant: "nordby".into(),
+        kind: "patient".into(),
+        roles: vec![],
+    };
+    let own = Facts {
+        own_record: true,
+        ..Facts::default()
+    };
+    assert!(e.decide(&p, &pat, Action::Read, &r, &own).permitted);
+    assert!(!e.decide(&p, &pat, Action::Update, &r, &own).permitted);
+    // The integration, too, stops processing it.
+    let integration = Principal {
+        roles: vec!["integration".into()],
+        ..staff("integration")
+    };
+    assert!(!e.decide(&p, &integration, Action::Read, &r, &Facts::default()).permitted);
+}
+
+#[test]
+fn patients_ask_for_corrections_of_their_own_record_as_tasks() {
+    let (e, p) = engine();
+    let pat = Principal {
+        id: "pat".into(),
+        tenant: "nordby".into(),
+        kind: "patient".into(),
+        roles: vec![],
+    };
+    let own = Facts {
+        own_record: true,
+        ..Facts::default()
+    };
+    let mut task = record("clinical-notes");
+    task.resource_type = "Task".into();
+    let d = e.decide(&p, &pat, Action::Create, &task, &own);
+    assert!(d.permitted, "{d:?}");
+    assert_eq!(d.policies, ["tenant.own-request"]);
+    assert!(!e.decide(&p, &pat, Action::Update, &task, &own).permitted);
+    assert!(!e.decide(&p, &pat, Action::Create, &task, &Facts::default()).permitted);
+    assert!(
+        !e.decide(&p, &pat, Action::Create, &record("clinical-notes"), &own)
+            .permitted,
+        "only requests, not records"
+    );
+}
+
+#[test]
 fn patients_read_their_own_record_but_not_what_is_withheld() {
     let (e, p) = engine();
     let pat = Principal {
@@ -374,11 +449,12 @@ mod props {
     }
 
     fn rec() -> impl Strategy<Value = Record> {
-        (0usize..2, 0usize..6, any::<bool>()).prop_map(|(t, c, w)| Record {
+        (0usize..2, 0usize..6, any::<bool>(), any::<bool>()).prop_map(|(t, c, w, r)| Record {
             tenant: ["nordby", "sorby"][t].into(),
             resource_type: "Observation".into(),
             category: CATEGORIES[c].into(),
             withheld: w,
+            restricted: r,
         })
     }
 
@@ -434,6 +510,18 @@ mod props {
             let pol = if open { o } else { d };
             if p.tenant != r.tenant {
                 prop_assert!(!e.decide(pol, &p, a, &r, &f).permitted);
+            }
+        }
+
+        #[test]
+        fn a_restricted_record_is_never_changed_and_read_only_by_the_exceptions(p in principal(), mut r in rec(), f in facts(), a in action(), open in any::<bool>()) {
+            let (e, d, o) = engines();
+            r.restricted = true;
+            if e.decide(if open { o } else { d }, &p, a, &r, &f).permitted {
+                prop_assert!(a.is_read());
+                prop_assert!(
+                    (p.kind == "patient" && f.own_record) || (p.kind == "staff" && f.emergency)
+                );
             }
         }
 

@@ -27,6 +27,21 @@ pub enum KeyError {
     Open,
     #[error("random number generator failed")]
     Rng,
+    /// The patient's data has been erased: their key is destroyed and never made again.
+    #[error("the data of patient {0} has been erased; their key is destroyed")]
+    Erased(String),
+    /// An erasure of the patient's data is under way: nothing new is sealed for them now.
+    #[error("an erasure of the data of patient {0} is in progress")]
+    Erasing(String),
+}
+
+/// One entry of the erasure ledger: a patient whose key was destroyed, and when (Unix
+/// seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erasure {
+    pub tenant: String,
+    pub patient: String,
+    pub at: i64,
 }
 
 /// Where wrapped keys are kept (a file apart from the database). Only ciphertext goes in.
@@ -49,6 +64,27 @@ pub trait KeyVault: Send + Sync + 'static {
             }
         }
         Ok(gone)
+    }
+
+    /// Records in the erasure ledger (kept with the keys, never in the database) that the
+    /// patient's data was erased at `at` (Unix seconds). Recording it again keeps the first
+    /// time. A vault without a ledger refuses, so no erasure goes unrecorded.
+    fn record_erasure(&self, tenant: &str, patient: &str, at: i64) -> Result<(), KeyError> {
+        let _ = (tenant, patient, at);
+        Err(KeyError::Vault("this key vault keeps no erasure ledger".into()))
+    }
+
+    /// The erasure ledger, oldest first.
+    fn erasures(&self) -> Result<Vec<Erasure>, KeyError> {
+        Ok(Vec::new())
+    }
+
+    /// Whether the ledger names this patient: their key is never made again (tombstone).
+    fn is_erased(&self, tenant: &str, patient: &str) -> Result<bool, KeyError> {
+        Ok(self
+            .erasures()?
+            .iter()
+            .any(|e| e.tenant == tenant && e.patient == patient))
     }
 }
 
@@ -260,6 +296,8 @@ pub struct Keyring {
     kek: Kek,
     vault: Arc<dyn KeyVault>,
     cache: Mutex<HashMap<String, KeyBytes>>,
+    /// Patient key ids with an erasure under way: nothing is sealed under them.
+    erasing: Mutex<std::collections::HashSet<String>>,
 }
 
 fn tenant_key_id(tenant: &str) -> String {
@@ -281,6 +319,7 @@ impl Keyring {
             kek,
             vault,
             cache: Mutex::default(),
+            erasing: Mutex::default(),
         }
     }
 
@@ -336,6 +375,20 @@ impl Keyring {
         context: &str,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, KeyError> {
+        let id = patient_key_id(tenant, patient);
+        if self
+            .erasing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&id)
+        {
+            return Err(KeyError::Erasing(patient.to_string()));
+        }
+        // A key not yet in memory is looked up once per process; an erased patient's key is
+        // never used or made again (the ledger is the tombstone).
+        if self.cached(&id).is_none() && self.vault.is_erased(tenant, patient)? {
+            return Err(KeyError::Erased(patient.to_string()));
+        }
         let key = self.patient_key(tenant, patient, true)?;
         seal_with(&key, &aad(tenant, patient, context), plaintext)
     }
@@ -347,6 +400,12 @@ impl Keyring {
         context: &str,
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        // An erased patient's key opens nothing, even in the moment between the ledger entry
+        // and the key's destruction (a crash there is finished by erasing again).
+        let id = patient_key_id(tenant, patient);
+        if self.cached(&id).is_none() && self.vault.is_erased(tenant, patient)? {
+            return Err(KeyError::Missing(id));
+        }
         let key = self.patient_key(tenant, patient, false)?;
         open_with(&key, &aad(tenant, patient, context), sealed)
     }
@@ -414,6 +473,36 @@ impl Keyring {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
         self.vault.destroy(&id)
+    }
+
+    /// Starts erasing a patient's data: until the guard is dropped nothing is sealed under
+    /// their key (a write in that moment is refused with [`KeyError::Erasing`], never sealed
+    /// under a key about to be destroyed).
+    pub fn begin_patient_erasure(&self, tenant: &str, patient: &str) -> ErasureGuard<'_> {
+        let id = patient_key_id(tenant, patient);
+        self.erasing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone());
+        ErasureGuard { ring: self, id }
+    }
+
+    /// Finishes an erasure: records it in the vault's ledger (from then on the patient's key
+    /// is never made again), then destroys the key. Returns whether a key existed. Running it
+    /// again after a crash finishes it.
+    pub fn erase_patient(&self, tenant: &str, patient: &str, at: i64) -> Result<bool, KeyError> {
+        self.vault.record_erasure(tenant, patient, at)?;
+        self.destroy_patient_key(tenant, patient)
+    }
+
+    /// Whether the patient's data has been erased (the ledger names them).
+    pub fn is_patient_erased(&self, tenant: &str, patient: &str) -> Result<bool, KeyError> {
+        self.vault.is_erased(tenant, patient)
+    }
+
+    /// The erasure ledger, oldest first.
+    pub fn erasures(&self) -> Result<Vec<Erasure>, KeyError> {
+        self.vault.erasures()
     }
 
     /// The vault ids of every key of a tenant: its data key, its index key and each of its
@@ -528,6 +617,22 @@ impl Keyring {
     }
 }
 
+/// While alive, an erasure of one patient is under way (see [`Keyring::begin_patient_erasure`]).
+pub struct ErasureGuard<'a> {
+    ring: &'a Keyring,
+    id: String,
+}
+
+impl Drop for ErasureGuard<'_> {
+    fn drop(&mut self) {
+        self.ring
+            .erasing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
 fn is_kek_wrapped(id: &str) -> bool {
     id.starts_with("tenant/") || id.starts_with("tenant-index/") || id.starts_with("platform/")
 }
@@ -621,6 +726,105 @@ mod tests {
         assert!(k.open_for_patient("t2", "p1", "Patient/p1/1", &s).is_err());
     }
 
+    /// A vault with an erasure ledger (the SQLite vault's behaviour).
+    #[derive(Default)]
+    struct LedgerVault {
+        keys: MemVault,
+        ledger: Mutex<Vec<Erasure>>,
+    }
+
+    impl KeyVault for LedgerVault {
+        fn get(&self, id: &str) -> Result<Option<Vec<u8>>, KeyError> {
+            self.keys.get(id)
+        }
+        fn put_if_absent(&self, id: &str, w: &[u8]) -> Result<Vec<u8>, KeyError> {
+            self.keys.put_if_absent(id, w)
+        }
+        fn replace_all(&self, items: &[(String, Vec<u8>)]) -> Result<(), KeyError> {
+            self.keys.replace_all(items)
+        }
+        fn destroy(&self, id: &str) -> Result<bool, KeyError> {
+            self.keys.destroy(id)
+        }
+        fn ids(&self) -> Result<Vec<String>, KeyError> {
+            self.keys.ids()
+        }
+        fn record_erasure(&self, tenant: &str, patient: &str, at: i64) -> Result<(), KeyError> {
+            let mut l = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+            if !l.iter().any(|e| e.tenant == tenant && e.patient == patient) {
+                l.push(Erasure {
+                    tenant: tenant.into(),
+                    patient: patient.into(),
+                    at,
+                });
+            }
+            Ok(())
+        }
+        fn erasures(&self) -> Result<Vec<Erasure>, KeyError> {
+            Ok(self.ledger.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        }
+    }
+
+    #[test]
+    fn an_erased_patients_key_is_destroyed_recorded_and_never_made_again() {
+        let vault = Arc::new(LedgerVault::default());
+        let k = Keyring::new(Kek::from_bytes([7; 32]), vault.clone());
+        let s = k
+            .seal_for_patient("t1", "p1", "x", b"secret")
+            .unwrap_or_default();
+        let other = k
+            .seal_for_patient("t1", "p2", "x", b"kept")
+            .unwrap_or_default();
+        {
+            let _guard = k.begin_patient_erasure("t1", "p1");
+            // Nothing new is sealed under a key about to go; reads still work meanwhile.
+            assert!(matches!(
+                k.seal_for_patient("t1", "p1", "y", b"late"),
+                Err(KeyError::Erasing(_))
+            ));
+            assert!(k.open_for_patient("t1", "p1", "x", &s).is_ok());
+            assert!(k.seal_for_patient("t1", "p2", "y", b"fine").is_ok());
+        }
+        assert!(k.erase_patient("t1", "p1", 1_700_000_000).unwrap_or(false));
+        assert!(matches!(
+            k.open_for_patient("t1", "p1", "x", &s),
+            Err(KeyError::Missing(_))
+        ));
+        // The tombstone: a later seal does not silently make a new key, in this process or
+        // another one.
+        assert!(matches!(
+            k.seal_for_patient("t1", "p1", "z", b"new"),
+            Err(KeyError::Erased(_))
+        ));
+        let again = Keyring::new(Kek::from_bytes([7; 32]), vault.clone());
+        assert!(matches!(
+            again.seal_for_patient("t1", "p1", "z", b"new"),
+            Err(KeyError::Erased(_))
+        ));
+        assert_eq!(vault.keys.get("patient/t1/p1").ok().flatten(), None);
+        assert!(again.is_patient_erased("t1", "p1").unwrap_or(false));
+        assert!(!again.is_patient_erased("t1", "p2").unwrap_or(true));
+        assert_eq!(
+            again.open_for_patient("t1", "p2", "x", &other).map(|v| v.to_vec()).ok(),
+            Some(b"kept".to_vec())
+        );
+        // Erasing again (after a crash, or on restore) finishes and keeps the first time.
+        assert!(!k.erase_patient("t1", "p1", 1_800_000_000).unwrap_or(true));
+        assert_eq!(
+            k.erasures().unwrap_or_default(),
+            vec![Erasure {
+                tenant: "t1".into(),
+                patient: "p1".into(),
+                at: 1_700_000_000
+            }]
+        );
+        // A vault without a ledger refuses to erase rather than erase unrecorded.
+        let plain = ring(Arc::default());
+        let _ = plain.seal_for_patient("t1", "p1", "x", b"d");
+        assert!(plain.erase_patient("t1", "p1", 1).is_err());
+        assert!(plain.open_for_patient("t1", "p1", "x", &[]).is_err());
+    }
+
     #[test]
     fn destroying_a_patient_key_shreds_the_data_and_survives_restart() {
         let vault = Arc::new(MemVault::default());
@@ -657,11 +861,12 @@ mod tests {
         assert_eq!(gone.len(), 3);
         assert_eq!(gone.last().map(String::as_str), Some("tenant/t1"));
         let fresh = ring(vault);
+        assert_eq!(fresh.tenant_key_ids("t1").map(|v| v.len()).ok(), Some(0));
         assert!(fresh.open_for_patient("t1", "p1", "x", &p1).is_err());
         assert!(k.open_for_patient("t1", "p1", "x", &p1).is_err());
+        // (Opening tenant data makes a new, different tenant key: it still cannot open.)
         assert!(fresh.open_for_tenant(Some("t1"), "x", &t1).is_err());
         assert!(fresh.open_for_patient("t10", "p3", "x", &p3).is_ok());
-        assert_eq!(fresh.tenant_key_ids("t1").map(|v| v.len()).ok(), Some(0));
     }
 
     #[test]

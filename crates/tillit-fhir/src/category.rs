@@ -197,6 +197,9 @@ pub fn default_rules() -> Vec<Rule> {
         ("DocumentReference", ClinicalNotes),
         ("QuestionnaireResponse", ClinicalNotes),
         ("Provenance", ClinicalNotes),
+        // A patient's request about a record (a correction, an erasure) takes the record's
+        // category as an explicit label when Tillit makes it; others are notes.
+        ("Task", ClinicalNotes),
         ("AuditEvent", ClinicalNotes),
         ("Immunization", Medications),
         ("MedicationRequest", Medications),

@@ -25,6 +25,7 @@ pub const SERVED: &[&str] = &[
     "Questionnaire",
     "QuestionnaireResponse",
     "Provenance",
+    "Task",
 ];
 
 /// Types that are served read-only (filled by Tillit itself).

@@ -147,6 +147,17 @@ static QUESTIONNAIRE: &[ParamDef] = &[
 ];
 static QUESTIONNAIRE_RESPONSE: &[ParamDef] = &[ID, STATUS, SUBJECT, PATIENT_SUBJECT];
 static PROVENANCE: &[ParamDef] = &[p("patient", R, &["target"])];
+static TASK: &[ParamDef] = &[
+    ID,
+    STATUS,
+    CODE,
+    p("patient", R, &["for"]),
+    p("subject", R, &["for"]),
+    p("focus", R, &["focus"]),
+    p("owner", R, &["owner"]),
+    p("requester", R, &["requester"]),
+    p("authored-on", D, &["authoredOn"]),
+];
 static AUDIT_EVENT: &[ParamDef] = &[
     p("patient", R, &["entity.what"]),
     p("date", D, &["recorded"]),
@@ -178,6 +189,7 @@ pub fn params(resource_type: &str) -> &'static [ParamDef] {
         "Questionnaire" => QUESTIONNAIRE,
         "QuestionnaireResponse" => QUESTIONNAIRE_RESPONSE,
         "Provenance" => PROVENANCE,
+        "Task" => TASK,
         "AuditEvent" => AUDIT_EVENT,
         _ => &[],
     }

@@ -38,6 +38,8 @@ pub struct Subject {
     pub support: Option<tillit_store::SupportGrant>,
     /// Records withheld from this patient or relative: (type, id).
     pub withheld: Arc<HashSet<(String, String)>>,
+    /// Records of the tenant whose processing their patient has restricted: (type, id).
+    pub restricted: Arc<HashSet<(String, String)>>,
     /// The moment the facts were loaded; every decision of the request is made at it.
     pub at: OffsetDateTime,
     /// Decisions made in this request (see [`authorize`]).
@@ -150,6 +152,7 @@ impl Subject {
             knowledge: loaded.knowledge.clone(),
             emergency,
             withheld: loaded.withheld.clone(),
+            restricted: loaded.restricted.clone(),
             at: now,
             decisions: Arc::default(),
         })
@@ -200,6 +203,7 @@ impl Subject {
             knowledge: Arc::new(knowledge),
             emergency: HashSet::new(),
             withheld: Arc::default(),
+            restricted: Arc::new(restricted_records(state, tenant).await?),
             at: now,
             decisions: Arc::default(),
         })
@@ -230,6 +234,21 @@ pub struct LoadedFacts {
     roles: Option<Vec<Role>>,
     delegation: Option<Delegation>,
     withheld: Arc<HashSet<(String, String)>>,
+    restricted: Arc<HashSet<(String, String)>>,
+}
+
+/// The tenant's restricted records (GDPR art. 18), as (type, id): they concern every caller.
+async fn restricted_records(
+    state: &AppState,
+    tenant: &TenantId,
+) -> Result<HashSet<(String, String)>, StoreError> {
+    Ok(state
+        .store
+        .restricted_records(tenant)
+        .await?
+        .into_iter()
+        .map(|r| (r.resource_type, r.id))
+        .collect())
 }
 
 /// Cache of [`LoadedFacts`] by (tenant, caller, on behalf of).
@@ -339,6 +358,7 @@ async fn load_facts(
         roles,
         delegation,
         withheld: Arc::new(withheld),
+        restricted: Arc::new(restricted_records(state, tenant).await?),
     })
 }
 
@@ -403,6 +423,8 @@ pub struct Target<'a> {
 pub struct Permit {
     // Private: only this module can make a Permit.
     policy: String,
+    /// The record's processing is restricted by its patient: the access is flagged.
+    pub(crate) restricted: bool,
     /// For a search or history match: the audit event that counts the records returned.
     pub(crate) counted: Option<crate::audit::Key>,
 }
@@ -411,6 +433,12 @@ impl Permit {
     /// The policy that permitted the access (for the audit event).
     pub fn policy(&self) -> &str {
         &self.policy
+    }
+
+    /// Whether the record's processing is restricted by its patient (the access is flagged
+    /// in the audit log and raises an alert).
+    pub fn restricted(&self) -> bool {
+        self.restricted
     }
 }
 
@@ -530,6 +558,7 @@ fn decide(actor: Actor<'_>, action: Action, target: &Target<'_>) -> Result<Permi
             return if tenant == target.tenant {
                 Ok(Permit {
                     policy: "platform.system".into(),
+                    restricted: false,
                     counted: None,
                 })
             } else {
@@ -545,6 +574,9 @@ fn decide(actor: Actor<'_>, action: Action, target: &Target<'_>) -> Result<Permi
     let withheld = subject
         .withheld
         .contains(&(target.resource_type.to_string(), target.id.to_string()));
+    let restricted = subject
+        .restricted
+        .contains(&(target.resource_type.to_string(), target.id.to_string()));
     // Within one request the facts are fixed, so records alike in everything the decision
     // reads share it: a search over a patient's thousand Observations decides a few times,
     // not a thousand. The memo dies with the request, so no change is ever missed.
@@ -555,6 +587,7 @@ fn decide(actor: Actor<'_>, action: Action, target: &Target<'_>) -> Result<Permi
         patient: target.patient.map(str::to_string),
         category: target.category.code(),
         withheld,
+        restricted,
     };
     if let Some(known) = subject
         .decisions
@@ -564,10 +597,11 @@ fn decide(actor: Actor<'_>, action: Action, target: &Target<'_>) -> Result<Permi
     {
         return known.clone().map(|policy| Permit {
             policy,
+            restricted,
             counted: None,
         });
     }
-    let decided = decide_user(subject, action, target, withheld);
+    let decided = decide_user(subject, action, target, withheld, restricted);
     subject
         .decisions
         .lock()
@@ -591,6 +625,7 @@ pub struct DecisionKey {
     patient: Option<String>,
     category: &'static str,
     withheld: bool,
+    restricted: bool,
 }
 
 fn decide_user(
@@ -598,6 +633,7 @@ fn decide_user(
     action: Action,
     target: &Target<'_>,
     withheld: bool,
+    restricted: bool,
 ) -> Result<Permit, Denial> {
     let Some((engine, _)) = engine() else {
         return Err(Denial {
@@ -619,6 +655,7 @@ fn decide_user(
         resource_type: target.resource_type.to_string(),
         category: target.category.code().to_string(),
         withheld,
+        restricted,
     };
     let emergency = target
         .patient
@@ -634,6 +671,7 @@ fn decide_user(
     if d.permitted {
         return Ok(Permit {
             policy: d.policies.first().cloned().unwrap_or_default(),
+            restricted,
             counted: None,
         });
     }

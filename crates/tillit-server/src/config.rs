@@ -19,6 +19,57 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub backup: BackupConfig,
+}
+
+/// Scheduled backups in `serve` (`[backup]`); off unless `dir` is set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Where backups are written, one folder each (`tillit-<UTC time>`), with `status.json`.
+    pub dir: Option<PathBuf>,
+    /// Take a backup every day at this UTC time ("HH:MM"); the default is 02:00.
+    pub time_of_day: Option<String>,
+    /// Or every this many seconds instead of at a time of day.
+    pub interval_seconds: Option<u64>,
+    /// Retention: the newest backup of each of this many days, ISO weeks and months is kept,
+    /// older ones are removed. Defaults 7, 4 and 12.
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+}
+
+impl BackupConfig {
+    /// The configured time of day as (hour, minute), 02:00 by default.
+    pub fn time_of_day(&self) -> Result<(u8, u8), ConfigError> {
+        let Some(t) = &self.time_of_day else {
+            return Ok((2, 0));
+        };
+        let bad = || {
+            ConfigError(format!(
+                "key `backup.time_of_day`: must be a UTC time as HH:MM, not {t:?}"
+            ))
+        };
+        let (h, m) = t.split_once(':').ok_or_else(bad)?;
+        let (h, m) = (
+            h.parse::<u8>().map_err(|_| bad())?,
+            m.parse::<u8>().map_err(|_| bad())?,
+        );
+        if h > 23 || m > 59 || t.len() != 5 {
+            return Err(bad());
+        }
+        Ok((h, m))
+    }
+
+    /// (daily, weekly, monthly) backups to keep.
+    pub fn retention(&self) -> (u32, u32, u32) {
+        (
+            self.keep_daily.unwrap_or(7),
+            self.keep_weekly.unwrap_or(4),
+            self.keep_monthly.unwrap_or(12),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,6 +184,7 @@ impl Default for Config {
                 request_timeout_seconds: 60,
             },
             audit: AuditConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -223,6 +275,22 @@ impl Config {
         {
             return bad("server.public_url", "must start with https://");
         }
+        if self.backup.time_of_day.is_some() && self.backup.interval_seconds.is_some() {
+            return bad(
+                "backup.interval_seconds",
+                "give either backup.time_of_day or backup.interval_seconds, not both",
+            );
+        }
+        if self.backup.interval_seconds == Some(0) {
+            return bad("backup.interval_seconds", "must be at least 1");
+        }
+        self.backup.time_of_day()?;
+        if self.backup.retention() == (0, 0, 0) {
+            return bad(
+                "backup.keep_daily",
+                "keep at least one backup (keep_daily, keep_weekly or keep_monthly above 0)",
+            );
+        }
         Ok(())
     }
 
@@ -293,6 +361,16 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("idle_minutes"), "{e}");
+        let e = with_file("[backup]\ndir = \"/b\"\ntime_of_day = \"25:00\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("backup.time_of_day"), "{e}");
+        let e = with_file("[backup]\ntime_of_day = \"01:00\"\ninterval_seconds = 60\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("backup.interval_seconds"), "{e}");
         let e = Config::load(Some(Path::new("/nonexistent/tillit.toml")))
             .err()
             .map(|e| e.to_string())

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod authz;
 pub mod config;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod serve;
 pub mod session;
 pub mod state;
+pub mod stats;
 pub mod throttle;
 pub mod tls;
 pub mod views;
@@ -91,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/static/tillit.css", get(views::stylesheet))
+        .route("/admin/stats", get(stats::get_stats))
         .route("/admin/alerts", get(audit::alerts::list))
         .route("/admin/alerts/{id}", get(audit::alerts::detail))
         .route("/admin/alerts/{id}/decision", post(audit::alerts::decide))

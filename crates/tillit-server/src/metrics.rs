@@ -14,6 +14,11 @@ pub struct Metrics {
     pub logins: Family<Labels, Counter>,
     pub tls_handshake_failures: Counter,
     pub open_connections: Gauge,
+    /// Scheduled backups (see `backup::BackupStatus::publish`).
+    pub backup_last_success: Gauge,
+    pub backup_last_verified: Gauge,
+    pub backup_size_bytes: Gauge,
+    pub backup_next: Gauge,
 }
 
 impl Metrics {
@@ -39,6 +44,30 @@ impl Metrics {
             "Client connections open now",
             open_connections.clone(),
         );
+        let backup_last_success = Gauge::default();
+        let backup_last_verified = Gauge::default();
+        let backup_size_bytes = Gauge::default();
+        let backup_next = Gauge::default();
+        registry.register(
+            "backup_last_success_timestamp_seconds",
+            "When the latest scheduled backup that verified was taken (Unix time; 0: never)",
+            backup_last_success.clone(),
+        );
+        registry.register(
+            "backup_last_verified",
+            "1 if the latest scheduled backup verified, 0 if it failed or none was taken",
+            backup_last_verified.clone(),
+        );
+        registry.register(
+            "backup_size_bytes",
+            "Size of the latest scheduled backup that verified",
+            backup_size_bytes.clone(),
+        );
+        registry.register(
+            "backup_next_timestamp_seconds",
+            "When the next scheduled backup is due (Unix time; 0: not scheduled)",
+            backup_next.clone(),
+        );
         let info = Family::<Labels, Gauge>::default();
         info.get_or_create(&vec![("version".into(), env!("CARGO_PKG_VERSION").into())])
             .set(1);
@@ -49,6 +78,10 @@ impl Metrics {
             logins,
             tls_handshake_failures,
             open_connections,
+            backup_last_success,
+            backup_last_verified,
+            backup_size_bytes,
+            backup_next,
         }
     }
 

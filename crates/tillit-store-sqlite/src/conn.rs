@@ -18,6 +18,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_access_generation.sql"),
     include_str!("../migrations/0009_audit_log.sql"),
     include_str!("../migrations/0010_audit_review.sql"),
+    include_str!("../migrations/0011_tenant_exit.sql"),
+    include_str!("../migrations/0012_patient_rights.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -9,8 +9,10 @@ mod admin;
 mod audit;
 pub mod backup;
 mod conn;
+mod exit;
 mod queries;
 mod resources;
+mod rights;
 mod vault;
 
 pub use conn::{SCHEMA_VERSION, SqliteStore};

@@ -1364,4 +1364,82 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn current_resources_page(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredVersion>> {
+        self.current_resources_page_impl(tenant, resource_type, after_id, limit)
+            .await
+    }
+
+    async fn remove_tenant(
+        &self,
+        tenant: &TenantId,
+        draft: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<TenantRemoval> {
+        self.remove_tenant_impl(tenant, draft, at).await
+    }
+
+    async fn deleted_tenant(&self, id_or_name: &str) -> StoreResult<Option<DeletedTenant>> {
+        self.deleted_tenant_impl(id_or_name).await
+    }
+
+    async fn resource_creations(
+        &self,
+        tenant: &TenantId,
+        from: Option<OffsetDateTime>,
+        to: Option<OffsetDateTime>,
+    ) -> StoreResult<Vec<CreationCount>> {
+        self.resource_creations_impl(tenant, from, to).await
+    }
+
+    async fn set_restricted(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &str,
+        restriction: Option<&Restriction>,
+    ) -> StoreResult<()> {
+        self.set_restricted_impl(tenant, resource_type, id, restriction)
+            .await
+    }
+
+    async fn restricted_records(&self, tenant: &TenantId) -> StoreResult<Vec<Restriction>> {
+        self.restricted_records_impl(tenant).await
+    }
+
+    async fn retained_categories(&self, tenant: &TenantId) -> StoreResult<Option<Vec<String>>> {
+        self.retained_categories_impl(tenant).await
+    }
+
+    async fn set_retained_categories(
+        &self,
+        tenant: &TenantId,
+        categories: &[String],
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        self.set_retained_categories_impl(tenant, categories, at)
+            .await
+    }
+
+    async fn patient_versions(
+        &self,
+        tenant: &TenantId,
+        patient: &PersonId,
+    ) -> StoreResult<Vec<StoredVersion>> {
+        self.patient_versions_impl(tenant, patient).await
+    }
+
+    async fn erase_patient_data(
+        &self,
+        tenant: &TenantId,
+        erasure: &PatientErasure,
+    ) -> StoreResult<ErasureDone> {
+        self.erase_patient_data_impl(tenant, erasure).await
+    }
 }

@@ -7,7 +7,7 @@ use tillit_core::TenantId;
 use tillit_store::*;
 use time::OffsetDateTime;
 
-fn ms(t: OffsetDateTime) -> i64 {
+pub(crate) fn ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
@@ -31,7 +31,7 @@ fn row_meta(r: &Row<'_>) -> rusqlite::Result<ResourceMeta> {
     })
 }
 
-fn row_version(r: &Row<'_>) -> rusqlite::Result<StoredVersion> {
+pub(crate) fn row_version(r: &Row<'_>) -> rusqlite::Result<StoredVersion> {
     let scope: String = r.get(7)?;
     Ok(StoredVersion {
         meta: row_meta(r)?,

@@ -35,6 +35,14 @@ impl SqliteKeyVault {
             "CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY, wrapped BLOB NOT NULL) STRICT;",
         )
         .map_err(err)?;
+        // The erasure ledger: which patients' keys were destroyed, and when. It lives with the
+        // keys, not in the database, so restoring an older database can re-apply erasures.
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS erasures (
+                tenant_id TEXT NOT NULL, patient_id TEXT NOT NULL, at INTEGER NOT NULL,
+                PRIMARY KEY (tenant_id, patient_id)) STRICT;",
+        )
+        .map_err(err)?;
         {
             use std::os::unix::fs::PermissionsExt;
             for suffix in ["", "-wal", "-shm"] {
@@ -45,6 +53,29 @@ impl SqliteKeyVault {
         }
         Ok(Self {
             conn: Mutex::new(conn),
+        })
+    }
+
+    /// Records in the erasure ledger that the patient's data was erased at `at` (Unix
+    /// seconds). Recording it again keeps the first time.
+    pub fn record_erasure(&self, tenant: &str, patient: &str, at: i64) -> Result<(), KeyError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO erasures (tenant_id, patient_id, at) VALUES (?1, ?2, ?3)",
+                params![tenant, patient, at],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The erasure ledger, oldest first: (tenant, patient, Unix seconds).
+    pub fn erasures(&self) -> Result<Vec<(String, String, i64)>, KeyError> {
+        self.with(|c| {
+            let mut s = c.prepare(
+                "SELECT tenant_id, patient_id, at FROM erasures ORDER BY at, tenant_id, patient_id",
+            )?;
+            let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
         })
     }
 
@@ -123,6 +154,35 @@ impl KeyVault for SqliteKeyVault {
             let mut s = c.prepare("SELECT id FROM keys ORDER BY id")?;
             let rows = s.query_map([], |r| r.get(0))?;
             rows.collect()
+        })
+    }
+
+    // The erasure ledger through the trait, for the keyring (the tombstone that stops an
+    // erased patient's key from being made again).
+    fn record_erasure(&self, tenant: &str, patient: &str, at: i64) -> Result<(), KeyError> {
+        SqliteKeyVault::record_erasure(self, tenant, patient, at)
+    }
+
+    fn erasures(&self) -> Result<Vec<tillit_crypto::keyring::Erasure>, KeyError> {
+        Ok(SqliteKeyVault::erasures(self)?
+            .into_iter()
+            .map(|(tenant, patient, at)| tillit_crypto::keyring::Erasure {
+                tenant,
+                patient,
+                at,
+            })
+            .collect())
+    }
+
+    fn is_erased(&self, tenant: &str, patient: &str) -> Result<bool, KeyError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT 1 FROM erasures WHERE tenant_id = ?1 AND patient_id = ?2",
+                params![tenant, patient],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
         })
     }
 }

@@ -11,11 +11,15 @@ use tillit_core::{OrgUnitId, PersonId, PersonKind, Role, TenantId, Username};
 use time::OffsetDateTime;
 
 mod audit;
+mod exit;
 mod records;
 mod resources;
+mod rights;
 pub use audit::*;
+pub use exit::*;
 pub use records::*;
 pub use resources::*;
+pub use rights::*;
 
 /// Why a storage operation failed, in words a caller can act on. Driver details are flattened
 /// into the message so no driver type crosses this boundary.
@@ -402,6 +406,69 @@ pub trait Store: AuditStore + Send + Sync + 'static {
         tenant: Option<&TenantId>,
         limit: u32,
     ) -> StoreResult<Vec<SecurityEvent>>;
+
+    // --- tenant exit and statistics ---
+    /// Current, not deleted versions of one type with their sealed bodies, in id order,
+    /// after `after_id`, at most `limit`: a tenant export pages through every record.
+    async fn current_resources_page(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredVersion>>;
+    /// Removes every row of the tenant from every table (its audit log too) in one
+    /// transaction, leaving a tombstone with `draft` (the deletion receipt's draft) and the
+    /// rows removed. The operator tenant is refused. Returns the rows removed per table.
+    async fn remove_tenant(
+        &self,
+        tenant: &TenantId,
+        draft: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<TenantRemoval>;
+    /// A deleted tenant's tombstone, by id or name.
+    async fn deleted_tenant(&self, id_or_name: &str) -> StoreResult<Option<DeletedTenant>>;
+    /// First versions written in `[from, to)`, counted per patient compartment, category
+    /// and UTC day (for anonymous statistics; never returned to a caller as such).
+    async fn resource_creations(
+        &self,
+        tenant: &TenantId,
+        from: Option<OffsetDateTime>,
+        to: Option<OffsetDateTime>,
+    ) -> StoreResult<Vec<CreationCount>>;
+
+    // --- the patient's rights (docs/design/patient-rights.md) ---
+    /// Restricts processing of a record (`Some`), or lifts the restriction (`None`).
+    async fn set_restricted(
+        &self,
+        tenant: &TenantId,
+        resource_type: &str,
+        id: &str,
+        restriction: Option<&Restriction>,
+    ) -> StoreResult<()>;
+    /// Every restricted record of the tenant (what every decision needs to know).
+    async fn restricted_records(&self, tenant: &TenantId) -> StoreResult<Vec<Restriction>>;
+    /// The categories the tenant has a legal duty to keep (never erased); `None` until the
+    /// tenant sets them (the platform's defaults apply).
+    async fn retained_categories(&self, tenant: &TenantId) -> StoreResult<Option<Vec<String>>>;
+    async fn set_retained_categories(
+        &self,
+        tenant: &TenantId,
+        categories: &[String],
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// Every version (with its sealed body) of every resource in a patient's compartment.
+    async fn patient_versions(
+        &self,
+        tenant: &TenantId,
+        patient: &PersonId,
+    ) -> StoreResult<Vec<StoredVersion>>;
+    /// Carries out the database part of an erasure in one transaction.
+    async fn erase_patient_data(
+        &self,
+        tenant: &TenantId,
+        erasure: &PatientErasure,
+    ) -> StoreResult<ErasureDone>;
 }
 
 /// Convenience for callers that need a role list at a moment.

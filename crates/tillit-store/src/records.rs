@@ -335,6 +335,16 @@ pub enum SecurityEventKind {
     AuditExported,
     /// Records were imported from files by an operator.
     RecordsImported,
+    /// All of a tenant's data was exported for the tenant's exit.
+    TenantExported,
+    /// A tenant was deleted (keys destroyed, rows removed); recorded in the operator tenant.
+    TenantDeleted,
+    /// A patient restricted the processing of a record (GDPR art. 18), or lifted it.
+    RecordRestricted,
+    /// A patient's erasable data was erased (their key destroyed; GDPR art. 17).
+    PatientErased,
+    /// A tenant admin refused a patient's request for erasure, with a reason.
+    ErasureRefused,
 }
 
 impl SecurityEventKind {
@@ -359,6 +369,11 @@ impl SecurityEventKind {
             Self::AlertReviewed => "alert.reviewed",
             Self::AuditExported => "audit.export",
             Self::RecordsImported => "records.imported",
+            Self::TenantExported => "tenant.exported",
+            Self::TenantDeleted => "tenant.deleted",
+            Self::RecordRestricted => "record.restricted",
+            Self::PatientErased => "patient.erased",
+            Self::ErasureRefused => "erasure.refused",
         }
     }
 
@@ -383,6 +398,11 @@ impl SecurityEventKind {
             Self::AlertReviewed,
             Self::AuditExported,
             Self::RecordsImported,
+            Self::TenantExported,
+            Self::TenantDeleted,
+            Self::RecordRestricted,
+            Self::PatientErased,
+            Self::ErasureRefused,
         ]
         .into_iter()
         .find(|k| k.code() == code)

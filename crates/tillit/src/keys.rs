@@ -87,8 +87,13 @@ fn kek(dir: &Path, p: Provider, vault: &dyn KeyVault) -> Result<Kek> {
 
 /// Opens the key dir with a shared lock and returns the keyring.
 pub fn open(data_dir: &Path, vault: Arc<dyn KeyVault>) -> Result<(KeyDir, Keyring)> {
+    open_dir(&data_dir.join("keys"), vault)
+}
+
+/// Opens a key dir (the `keys` folder of a data dir, or a copy of one) with a shared lock.
+pub fn open_dir(dir: &Path, vault: Arc<dyn KeyVault>) -> Result<(KeyDir, Keyring)> {
     use std::os::unix::fs::PermissionsExt;
-    let dir = data_dir.join("keys");
+    let dir = dir.to_path_buf();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
     let lock = lock_file(&dir)?;
@@ -124,4 +129,17 @@ pub fn rotate(data_dir: &Path, vault: Arc<dyn KeyVault>) -> Result<usize> {
     };
     drop(lock);
     Ok(n)
+}
+
+impl KeyDir {
+    /// Turns this command's shared lock into an exclusive one, for work that must not run
+    /// beside a server or any other command on the same keys (deleting a tenant). Fails,
+    /// and the command must stop, while another process holds the keys.
+    pub fn make_exclusive(&self) -> Result<()> {
+        self._lock.try_lock().map_err(|_| {
+            anyhow::anyhow!(
+                "the keys are in use by another Tillit process (is the server running?); stop it and run this again"
+            )
+        })
+    }
 }

@@ -5,13 +5,17 @@
 
 mod admin;
 mod audit;
+mod backup;
 mod certs;
 mod demo;
 mod demo_records;
+mod exit;
 mod import;
 mod keys;
 mod people;
 mod policy;
+mod receipt;
+mod stats;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -77,6 +81,19 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Encrypted, signed backups: create (while the server runs), verify, restore.
+    Backup {
+        #[command(subcommand)]
+        command: backup::BackupCommand,
+    },
+    /// A tenant's exit: export all its data encrypted to the customer, delete it with a
+    /// signed receipt, check a receipt.
+    Tenant {
+        #[command(subcommand)]
+        command: exit::TenantCommand,
+    },
+    /// Anonymous statistics of a tenant (small counts suppressed), as JSON or CSV.
+    Stats(stats::StatsArgs),
     /// Manage tenants, org units, people, roles, care relationships and API tokens.
     Admin {
         #[arg(long, value_name = "DIR", default_value = "tillit-data", global = true)]
@@ -193,6 +210,12 @@ impl Ctx {
             keyring,
             data_dir: data_dir.to_path_buf(),
         })
+    }
+
+    /// Takes the keys for this command alone: refused while a server (or any other
+    /// command) has them open.
+    pub fn make_exclusive(&self) -> Result<()> {
+        self._keys.make_exclusive()
     }
 
     pub fn clock_now(&self) -> OffsetDateTime {
@@ -350,6 +373,9 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Backup { command } => backup::run(command, &SystemClock).await,
+        Command::Tenant { command } => exit::run(command).await,
+        Command::Stats(args) => stats::run(args).await,
         Command::Admin { data_dir, command } => {
             let ctx = Ctx::open(&data_dir)?;
             admin::run(&ctx, command).await
@@ -405,6 +431,7 @@ async fn serve(config: Config, demo_tls: Option<certs::DemoTls>) -> Result<()> {
     );
     spawn_session_sweeper(&state);
     tillit_server::audit::checkpoints::spawn_cadence(&state);
+    backup::spawn_schedule(&state);
     tillit_server::audit::review::spawn(&state);
     let app = tillit_server::router(state.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -90,6 +90,7 @@ pub fn test(cases_file: &Path, policies: Option<&Path>) -> Result<()> {
             resource_type: text(&r, "resource_type", "Observation").into(),
             category: text(&r, "category", "clinical-notes").into(),
             withheld: flag(&r, "withheld"),
+            restricted: flag(&r, "restricted"),
         };
         let facts = Facts {
             care_relationship: flag(&f, "care_relationship"),

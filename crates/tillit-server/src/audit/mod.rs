@@ -29,6 +29,11 @@ use tillit_store::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+/// The mark in an event's `policies` of an access to a record whose processing its patient
+/// has restricted (GDPR art. 18): the patient's log shows it, and staff accesses raise an
+/// alert for the security officer.
+pub const RESTRICTED_FLAG: &str = "platform.restricted";
+
 /// Most events one commit takes; more wait for the next.
 const MAX_BATCH: usize = 2_000;
 
@@ -401,11 +406,15 @@ impl Scope {
         // Permitted matches are counted as they are returned (see [`opened`]); refused ones
         // as they are decided.
         let counts_now = per_compartment && outcome == AuditOutcome::Denied;
+        let restricted = decision.as_ref().is_ok_and(Permit::restricted);
         if let Some(&i) = p.index.get(&key)
             && let Some(e) = p.events.get_mut(i)
         {
             if counts_now {
                 e.count = e.count.saturating_add(1);
+            }
+            if restricted && !e.policies.iter().any(|x| x == RESTRICTED_FLAG) {
+                e.policies.push(RESTRICTED_FLAG.to_string());
             }
             if !e.categories.contains(&category) {
                 e.categories.push(category);
@@ -416,6 +425,10 @@ impl Scope {
             Ok(permit) => (permit.policy().to_string(), None),
             Err(d) => (d.policy.clone(), Some(d.reason.clone())),
         };
+        let mut policies = vec![policy];
+        if restricted {
+            policies.push(RESTRICTED_FLAG.to_string());
+        }
         let mut client = self.client.clone();
         client.session = session_ref(subject);
         let event = NewAuditEvent {
@@ -434,7 +447,7 @@ impl Scope {
                 .ok()
                 .map(|p| basis(p.policy()).to_string()),
             reason: None,
-            policies: vec![policy],
+            policies,
             detail,
             client,
         };

@@ -264,6 +264,11 @@ impl Review {
             let end = last.seq + 1;
             let mut alerts = Vec::new();
             for e in &page {
+                // A platform rule, not a tenant's: staff reading a record whose processing
+                // the patient has restricted (under emergency access) is always looked at.
+                if let Some(a) = restricted_access_alert(e, state.clock.now()) {
+                    alerts.push(a);
+                }
                 let observed = entry.observe(state, tenant, e).await?;
                 for f in entry.reviewer.observe(&observed) {
                     alerts.push(NewAlert {
@@ -289,6 +294,31 @@ impl Review {
         entry.staff_ids = None;
         Ok(raised)
     }
+}
+
+/// The rule id of the platform's alert on accesses to restricted records.
+pub const RESTRICTED_RULE: &str = "restricted-record";
+
+/// An alert for a staff member's permitted access to a record whose processing its patient
+/// has restricted (GDPR art. 18; the event carries [`super::RESTRICTED_FLAG`]).
+fn restricted_access_alert(e: &AuditEvent, now: OffsetDateTime) -> Option<NewAlert> {
+    let ev = &e.event;
+    let flagged = ev.outcome == AuditOutcome::Success
+        && ev.actor.kind.as_deref() == Some("staff")
+        && ev.policies.iter().any(|p| p == super::RESTRICTED_FLAG);
+    flagged.then(|| NewAlert {
+        rule: RESTRICTED_RULE.to_string(),
+        severity: "high".to_string(),
+        actor: ev.actor.person.clone(),
+        patient: ev.patient.clone(),
+        seqs: vec![e.seq],
+        summary: format!(
+            "{} accessed a record of patient {} whose processing the patient has restricted (GDPR art. 18)",
+            ev.actor.person.as_deref().unwrap_or("an unknown actor"),
+            ev.patient.as_deref().unwrap_or("?")
+        ),
+        raised_at: now,
+    })
 }
 
 /// Runs every tenant's rules every five seconds.

@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod capability;
 pub mod emergency;
 pub mod query;
+pub mod rights;
 pub mod service;
 pub mod withhold;
 
@@ -63,6 +64,43 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/fhir/r4/{rt}/{id}/$release",
             axum::routing::post(withhold::release),
+        )
+        // The patient's rights (docs/design/patient-rights.md).
+        .route(
+            "/fhir/r4/{rt}/{id}/$request-correction",
+            axum::routing::post(rights::request_correction_op),
+        )
+        .route(
+            "/fhir/r4/Task/{id}/$accept-correction",
+            axum::routing::post(rights::accept_correction_op),
+        )
+        .route(
+            "/fhir/r4/Task/{id}/$reject-correction",
+            axum::routing::post(rights::reject_correction_op),
+        )
+        .route(
+            "/fhir/r4/{rt}/{id}/$restrict",
+            axum::routing::post(rights::restrict_op),
+        )
+        .route(
+            "/fhir/r4/{rt}/{id}/$lift-restriction",
+            axum::routing::post(rights::lift_restriction_op),
+        )
+        .route(
+            "/fhir/r4/Patient/{id}/$request-erasure",
+            axum::routing::post(rights::request_erasure_op),
+        )
+        .route(
+            "/fhir/r4/Patient/{id}/$erasure-plan",
+            get(rights::erasure_plan_op),
+        )
+        .route(
+            "/fhir/r4/Patient/{id}/$erase",
+            axum::routing::post(rights::erase_op),
+        )
+        .route(
+            "/fhir/r4/Task/{id}/$reject-erasure",
+            axum::routing::post(rights::reject_erasure_op),
         )
         .route("/fhir/{*rest}", axum::routing::any(unknown))
 }

@@ -324,10 +324,25 @@ impl<'a> Fhir<'a> {
         let ctx = seal_context(rt, id, version);
         let tenant = self.tenant().as_str();
         let (key_scope, sealed) = match &patient {
-            Some(p) => (
-                KeyScope::Patient,
-                self.state.keyring.seal_for_patient(tenant, p, &ctx, &bytes),
-            ),
+            Some(p) => match self.state.keyring.seal_for_patient(tenant, p, &ctx, &bytes) {
+                // The patient's erasable data was erased and their key destroyed: what is
+                // kept, and written since, is sealed under the tenant key (never under a new
+                // key of theirs; docs/design/patient-rights.md).
+                Err(tillit_crypto::KeyError::Erased(_)) => (
+                    KeyScope::Tenant,
+                    self.state
+                        .keyring
+                        .seal_for_tenant(Some(tenant), &ctx, &bytes),
+                ),
+                Err(tillit_crypto::KeyError::Erasing(_)) => {
+                    return Err(FhirError::new(
+                        409,
+                        IssueType::Conflict,
+                        "an erasure of this patient's data is in progress; try again in a moment",
+                    ));
+                }
+                sealed => (KeyScope::Patient, sealed),
+            },
             None => (
                 KeyScope::Tenant,
                 self.state

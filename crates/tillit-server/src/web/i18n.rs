@@ -76,6 +76,8 @@ const FILES: &[(Lang, &str, &str)] = &[
     ),
     (Lang::Nb, "admin", include_str!("../../i18n/nb/admin.txt")),
     (Lang::En, "admin", include_str!("../../i18n/en/admin.txt")),
+    (Lang::Nb, "rights", include_str!("../../i18n/nb/rights.txt")),
+    (Lang::En, "rights", include_str!("../../i18n/en/rights.txt")),
 ];
 
 type Catalogue = HashMap<&'static str, &'static str>;

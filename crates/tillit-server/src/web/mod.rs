@@ -13,6 +13,7 @@ pub mod chart;
 pub mod clinician;
 pub mod i18n;
 pub mod patient;
+pub mod rights;
 pub mod security;
 
 use crate::authz::{Denial, Subject, SubjectError};
@@ -46,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .merge(patient::routes())
         .merge(security::routes())
         .merge(admin::routes())
+        .merge(rights::routes())
 }
 
 /// The language of a request: the cookie, else the browser's first preference we speak,
@@ -129,7 +131,10 @@ fn nav_for(p: &Principal, tr: Tr, path: &str) -> Vec<NavItem> {
     let mut items: Vec<(&'static str, &'static str)> = Vec::new();
     for a in audiences(p) {
         match a {
-            Audience::Clinician => items.push(("/patients", "common.nav.patients")),
+            Audience::Clinician => items.extend([
+                ("/patients", "common.nav.patients"),
+                ("/rights/corrections", "rights.nav.corrections"),
+            ]),
             Audience::Security => items.extend([
                 ("/security/alerts", "common.nav.alerts"),
                 ("/security/audit", "common.nav.audit"),
@@ -143,6 +148,7 @@ fn nav_for(p: &Principal, tr: Tr, path: &str) -> Vec<NavItem> {
                 ("/manage/policies", "common.nav.policies"),
                 ("/manage/support", "common.nav.support"),
                 ("/manage/status", "common.nav.status"),
+                ("/manage/erasure", "rights.nav.erasure"),
             ]),
             Audience::Patient => items.extend([
                 ("/me/record", "common.nav.record"),
@@ -150,6 +156,7 @@ fn nav_for(p: &Principal, tr: Tr, path: &str) -> Vec<NavItem> {
                 ("/me/blocks", "common.nav.blocks"),
                 ("/me/relatives", "common.nav.relatives"),
                 ("/me/export", "common.nav.export"),
+                ("/me/rights", "rights.nav.rights"),
             ]),
             Audience::Relative => items.push(("/relative", "common.nav.relative")),
             Audience::Other => {}

@@ -115,6 +115,15 @@ impl TestApp {
         self.keep_dir = true;
     }
 
+    /// Kills the server with SIGKILL (no shutdown of any kind) and returns its data dir,
+    /// which is kept for a restart.
+    pub fn kill_hard(mut self) -> PathBuf {
+        self.keep_dir = true;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dir.clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -1,7 +1,7 @@
 //! `/manage/status`: the tenant's keys (which exist in the vault, the KEK's provider and check
 //! value; never key material), its audit log (size, latest signed checkpoint) and backups.
 //! Everything shown is read from the running system; what Tillit does not record is said to
-//! be unrecorded rather than guessed.
+//! be unrecorded rather than guessed. Backups are read from the scheduler's `status.json`.
 
 use super::admin;
 use crate::error::AppError;
@@ -27,6 +27,17 @@ struct AuditInfo {
     interval_seconds: u32,
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_read_as_people_read_them() {
+        assert_eq!(super::human_size(0), "0 B");
+        assert_eq!(super::human_size(999), "999 B");
+        assert_eq!(super::human_size(1_500), "1.5 kB");
+        assert_eq!(super::human_size(12_345_678), "12.3 MB");
+    }
+}
+
 #[derive(Template)]
 #[template(path = "web/admin/status.html")]
 struct StatusPage {
@@ -34,9 +45,71 @@ struct StatusPage {
     tenant_created: String,
     keys: KeyInfo,
     audit: AuditInfo,
-    /// Whether backups are configured. Always false until backups exist (issue 7): the
-    /// configuration has no backup section, so there is nothing else to read.
-    backups_configured: bool,
+    backups: BackupInfo,
+}
+
+/// Scheduled backups as the scheduler last recorded them (`<backup.dir>/status.json`).
+struct BackupInfo {
+    /// Whether `[backup]` names a folder (scheduled backups are on).
+    configured: bool,
+    /// Whether the scheduler has recorded anything yet.
+    recorded: bool,
+    last_success: Option<String>,
+    size: String,
+    /// `Some(true)`: the latest run verified; `Some(false)`: it failed.
+    verified: Option<bool>,
+    last_attempt: Option<String>,
+    next: Option<String>,
+    kept: u64,
+}
+
+/// A size in bytes as people read it (decimal units).
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    let name = UNITS.get(unit).copied().unwrap_or("B");
+    if unit == 0 {
+        format!("{bytes} {name}")
+    } else {
+        format!("{v:.1} {name}")
+    }
+}
+
+async fn backup_info(web: &Web) -> BackupInfo {
+    let tr = web.tr;
+    let Some(dir) = web.state.config.backup.dir.clone() else {
+        return BackupInfo {
+            configured: false,
+            recorded: false,
+            last_success: None,
+            size: String::new(),
+            verified: None,
+            last_attempt: None,
+            next: None,
+            kept: 0,
+        };
+    };
+    let status = tokio::task::spawn_blocking(move || crate::backup::BackupStatus::load(&dir))
+        .await
+        .ok()
+        .flatten();
+    let recorded = status.is_some();
+    let s = status.unwrap_or_default();
+    BackupInfo {
+        configured: true,
+        recorded,
+        last_success: s.last_success_at.map(|t| tr.datetime(t)),
+        size: human_size(s.size_bytes),
+        verified: s.verified,
+        last_attempt: s.last_attempt_at.map(|t| tr.datetime(t)),
+        next: s.next_at.map(|t| tr.datetime(t)),
+        kept: s.kept,
+    }
 }
 
 /// `GET /manage/status`
@@ -101,7 +174,7 @@ pub async fn page(web: Web) -> Response {
                 kek_file_changed,
             },
             audit,
-            backups_configured: false,
+            backups: backup_info(&web).await,
         })
     }
     .await;

@@ -111,6 +111,9 @@ fn action_words(tr: Tr, action: &str) -> &'static str {
         "emergency.opened" => tr.t("patient.log.action.emergency"),
         "audit.search" => tr.t("patient.log.action.audit_search"),
         "record.withheld" => tr.t("patient.log.action.withheld"),
+        "record.restricted" => tr.t("rights.log.action.restricted"),
+        "patient.erased" => tr.t("rights.log.action.erased"),
+        "erasure.refused" => tr.t("rights.log.action.erasure_refused"),
         _ => tr.t("patient.log.action.other"),
     }
 }
@@ -213,6 +216,17 @@ pub async fn to_rows(web: &Web, names: &mut Names, events: &[AuditEvent]) -> Vec
                 .as_deref()
                 .map(|b| basis_words(tr, b).to_string())
                 .unwrap_or_default()
+        };
+        // An access to a record whose processing the patient restricted is flagged.
+        let why = if ev
+            .policies
+            .iter()
+            .any(|p| p == crate::audit::RESTRICTED_FLAG)
+            && !refused
+        {
+            format!("{why} ({})", tr.t("rights.log.restricted"))
+        } else {
+            why
         };
         out.push(LogRow {
             seq: e.seq,

@@ -13,7 +13,7 @@
 mod blocks;
 mod export;
 mod log;
-mod record;
+pub(crate) mod record;
 mod relative;
 mod relatives;
 

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 /// The types shown, all in the patient's compartment. Consents are on the blocks and relatives
 /// pages.
-const TYPES: [&str; 15] = [
+pub(crate) const TYPES: [&str; 15] = [
     "Observation",
     "DiagnosticReport",
     "Condition",
@@ -549,7 +549,7 @@ fn document_text(v: &Value) -> Option<String> {
 }
 
 /// A record as one line.
-fn entry_of(tr: Tr, v: &Value) -> (Option<OffsetDateTime>, Entry) {
+pub(crate) fn entry_of(tr: Tr, v: &Value) -> (Option<OffsetDateTime>, Entry) {
     let rt = s(v, "resourceType").unwrap_or_default();
     let when = when_of(v);
     let mut status = None;

@@ -1,0 +1,470 @@
+//! Backups (`tillit backup create | verify | restore`, and scheduled in `serve`): a backup
+//! taken while the server takes writes restores every record acknowledged before it began,
+//! with a verifying audit log, into a data dir that starts and serves; a changed file fails
+//! verification naming the file; restore refuses a folder that is not empty; scheduled
+//! backups are verified, pruned, and shown to the admin and in `/metrics`.
+
+use crate::fhir::{Fhir, heart_rate, patient};
+use crate::helpers::*;
+use reqwest::header::{ACCEPT, COOKIE};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+fn tillit(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// One write: when it was sent, its id, and when it was acknowledged.
+struct Write {
+    sent: Instant,
+    id: String,
+    acked: Instant,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_taken_under_load_restores_every_acknowledged_record_and_serves_them() {
+    let app = spawn_demo();
+    let f = Fhir::new(&app, "integrasjon.epj");
+    let pat = f.create(&patient("01810700021", "Kopisen")).await;
+    let pid = pat["id"].as_str().unwrap().to_string();
+    let work = tempdir("backup-load");
+    let out = work.join("backup");
+    let stop = AtomicBool::new(false);
+
+    let writer = |k: i64| {
+        let (f, pid, stop) = (&f, &pid, &stop);
+        async move {
+            let mut done = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let sent = Instant::now();
+                let v = f
+                    .create(&heart_rate(pid, "2026-05-01T08:00:00Z", 50 + k * 100 + i))
+                    .await;
+                done.push(Write {
+                    sent,
+                    id: v["id"].as_str().unwrap().to_string(),
+                    acked: Instant::now(),
+                });
+                i = (i + 1) % 100;
+            }
+            done
+        }
+    };
+    let backup = async {
+        // Let the writers get going first.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let (dir, out) = (app.dir.clone(), out.clone());
+        let started = Instant::now();
+        let o = tokio::task::spawn_blocking(move || {
+            tillit(&["backup", "create", "--out", p(&out), "--data-dir", p(&dir)])
+        })
+        .await
+        .unwrap();
+        let ended = Instant::now();
+        // And keep writing a little after it.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.store(true, Ordering::SeqCst);
+        (o, started, ended)
+    };
+    let ((o, started, ended), w1, w2, w3) = tokio::join!(backup, writer(1), writer(2), writer(3));
+    assert!(o.status.success(), "backup create: {}", stderr(&o));
+    let writes: Vec<Write> = w1.into_iter().chain(w2).chain(w3).collect();
+    let before: Vec<&Write> = writes.iter().filter(|w| w.acked < started).collect();
+    let during = writes
+        .iter()
+        .filter(|w| w.acked >= started && w.sent <= ended)
+        .count();
+    let after: Vec<&Write> = writes.iter().filter(|w| w.sent > ended).collect();
+    eprintln!(
+        "backup under load: {} writes acknowledged before it began, {during} during it ({:?}), {} sent after it",
+        before.len(),
+        ended - started,
+        after.len()
+    );
+    assert!(before.len() >= 5, "only {} writes before", before.len());
+    assert!(during > 0, "no write overlapped the backup");
+    assert!(!after.is_empty(), "no write after the backup");
+
+    // The backup verifies on its own...
+    let v = tillit(&["backup", "verify", p(&out)]);
+    assert!(v.status.success(), "backup verify: {}", stderr(&v));
+    let report = String::from_utf8_lossy(&v.stdout);
+    assert!(report.contains("signature ok"), "{report}");
+    assert!(report.contains(": ok"), "no verified audit log: {report}");
+
+    // ... and restores into a data dir whose audit log verifies.
+    let restored = work.join("restored");
+    let r = tillit(&["backup", "restore", p(&out), "--data-dir", p(&restored)]);
+    assert!(r.status.success(), "backup restore: {}", stderr(&r));
+    let a = tillit(&["audit", "verify", "--data-dir", p(&restored)]);
+    assert!(a.status.success(), "audit verify: {}", stderr(&a));
+    assert!(String::from_utf8_lossy(&a.stdout).contains(": ok"));
+
+    // The restored data dir starts and serves what was acknowledged before the backup began;
+    // nothing sent after it ended is there.
+    drop(app);
+    let mut app2 = spawn_demo_with(Some(restored.clone()), &[]);
+    app2.keep_dir();
+    let f2 = Fhir::new(&app2, "integrasjon.epj");
+    let (s, p2) = f2.get(&format!("/Patient/{pid}")).await;
+    assert_eq!(s, 200, "{p2}");
+    assert_eq!(p2["name"][0]["family"], "Kopisen");
+    for w in &before {
+        let (s, v) = f2.get(&format!("/Observation/{}", w.id)).await;
+        assert_eq!(
+            s, 200,
+            "Observation/{} acknowledged before the backup: {v}",
+            w.id
+        );
+    }
+    for w in &after {
+        let (s, _) = f2.get(&format!("/Observation/{}", w.id)).await;
+        assert_eq!(s, 404, "Observation/{} was sent after the backup", w.id);
+    }
+    let (_, all) = f2
+        .get(&format!(
+            "/Observation?subject=Patient/{pid}&_summary=count"
+        ))
+        .await;
+    let total = all["total"].as_u64().unwrap() as usize;
+    assert!(
+        total >= before.len() && total <= writes.len() - after.len(),
+        "{total} restored, {} acknowledged before, {} sent before the end",
+        before.len(),
+        writes.len() - after.len()
+    );
+    drop(app2);
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[tokio::test]
+async fn a_changed_backup_fails_verification_naming_the_file_and_restore_needs_an_empty_folder() {
+    let app = spawn_demo();
+    let work = tempdir("backup-tamper");
+    let out = work.join("b");
+    let o = tillit(&[
+        "backup",
+        "create",
+        "--out",
+        p(&out),
+        "--data-dir",
+        p(&app.dir),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(tillit(&["backup", "verify", p(&out)]).status.success());
+    // No key in the backup: nothing of the keyring's files, and the KEK's bytes appear
+    // nowhere.
+    let kek = std::fs::read(app.dir.join("keys/kek.key")).unwrap();
+    let mut stack = vec![out.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(!name.contains("keyring") && !name.contains("kek"), "{name}");
+            let bytes = std::fs::read(e.path()).unwrap();
+            assert!(!bytes.windows(kek.len()).any(|w| w == kek), "{name}");
+        }
+    }
+
+    let case = |name: &str, change: &dyn Fn(&Path)| -> String {
+        let dir = work.join(name);
+        copy_dir(&out, &dir);
+        change(&dir);
+        let v = tillit(&["backup", "verify", p(&dir)]);
+        assert!(!v.status.success(), "{name}: a changed backup verified");
+        let e = stderr(&v);
+        assert_eq!(e.lines().count(), 1, "{e}");
+        e
+    };
+    let e = case("flipped", &|d| {
+        let f = d.join("data/tillit.db.enc");
+        let mut b = std::fs::read(&f).unwrap();
+        let at = b.len() / 2;
+        b[at] ^= 0x01;
+        std::fs::write(&f, b).unwrap();
+    });
+    assert!(e.contains("data/tillit.db.enc"), "{e}");
+    let e = case("truncated", &|d| {
+        let f = d.join("data/tillit.db.enc");
+        let b = std::fs::read(&f).unwrap();
+        std::fs::write(&f, &b[..b.len() - 100]).unwrap();
+    });
+    assert!(e.contains("data/tillit.db.enc"), "{e}");
+    let e = case("manifest", &|d| {
+        let f = d.join("manifest.json");
+        let t = std::fs::read_to_string(&f).unwrap();
+        std::fs::write(&f, t.replacen("\"versions\": ", "\"versions\": 1", 1)).unwrap();
+    });
+    assert!(e.contains("manifest.json"), "{e}");
+    let e = case("missing", &|d| {
+        std::fs::remove_file(d.join("data/tillit.db.enc")).unwrap();
+    });
+    assert!(e.contains("data/tillit.db.enc"), "{e}");
+    let e = case("extra", &|d| {
+        std::fs::write(d.join("data/notes.txt"), "hello").unwrap();
+    });
+    assert!(e.contains("data/notes.txt"), "{e}");
+
+    // Restore refuses a folder with anything in it, and leaves it as it was.
+    let busy = work.join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("keep.txt"), "mine").unwrap();
+    let r = tillit(&["backup", "restore", p(&out), "--data-dir", p(&busy)]);
+    assert!(!r.status.success());
+    assert!(stderr(&r).contains("not empty"), "{}", stderr(&r));
+    assert_eq!(
+        std::fs::read_dir(&busy).unwrap().count(),
+        1,
+        "restore wrote into a folder that was not empty"
+    );
+    assert_eq!(
+        std::fs::read_to_string(busy.join("keep.txt")).unwrap(),
+        "mine"
+    );
+    let r = tillit(&["backup", "restore", p(&out), "--data-dir", p(&app.dir)]);
+    assert!(!r.status.success());
+    // An empty folder is fine, and nothing is left beside it.
+    let empty = work.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let r = tillit(&["backup", "restore", p(&out), "--data-dir", p(&empty)]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(empty.join("tillit.db").is_file());
+    assert!(empty.join("keys/keyring.db").is_file());
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(&work)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains(".partial-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[tokio::test]
+async fn scheduled_backups_are_verified_pruned_and_shown_to_the_admin_and_in_metrics() {
+    let backups = tempdir("backup-scheduled");
+    let app = spawn_demo_with(
+        None,
+        &[
+            ("TILLIT_BACKUP__DIR", p(&backups)),
+            ("TILLIT_BACKUP__INTERVAL_SECONDS", "2"),
+        ],
+    );
+    // Wait for runs to have happened, the latest verified.
+    let start = Instant::now();
+    let status = loop {
+        let s: Option<serde_json::Value> = std::fs::read_to_string(backups.join("status.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        // After 5 s, two runs or more have been (one every 2 s).
+        if let Some(s) = s
+            && s["verified"] == true
+            && s["last_success"].is_string()
+            && start.elapsed() > Duration::from_secs(5)
+        {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "no verified scheduled backup: {}",
+            std::fs::read_to_string(app.dir.with_extension("log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(status["size_bytes"].as_u64().unwrap() > 0, "{status}");
+    assert!(status["problem"].is_null(), "{status}");
+    // Backups every 2 s all fall on one day: retention keeps the newest of the day.
+    let dirs: Vec<String> = std::fs::read_dir(&backups)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("tillit-"))
+        .collect();
+    assert!(
+        dirs.len() <= 2,
+        "retention kept {dirs:?} (one, or two while a run is between writing and pruning)"
+    );
+    let latest = backups.join(status["last_success"].as_str().unwrap());
+    let v = tillit(&["backup", "verify", p(&latest)]);
+    assert!(v.status.success(), "{}", stderr(&v));
+
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tillit_backup_last_verified 1"),
+        "{metrics}"
+    );
+    let last: i64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tillit_backup_last_success_timestamp_seconds "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(last > 1_700_000_000, "{last}");
+    assert!(
+        !metrics.contains("tillit_backup_size_bytes 0\n"),
+        "{metrics}"
+    );
+
+    let admin = app.session("admin.nilsen").await;
+    let page = app
+        .client
+        .get(app.url("/manage/status"))
+        .header(COOKIE, &admin.cookie)
+        .header(ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"backup-verified\""), "{page}");
+    assert!(page.contains("Kontrollert"), "{page}");
+    assert!(page.contains("id=\"backup-next\""), "{page}");
+    drop(app);
+    let _ = std::fs::remove_dir_all(&backups);
+}
+
+/// What the patient-erasure feature does to the keyring (destroys the patient's key and
+/// records the erasure in the vault's ledger), done here on the vault file directly.
+fn erase_in_keyring(data_dir: &Path, patient: &str) {
+    let c = rusqlite::Connection::open(data_dir.join("keys/keyring.db")).unwrap();
+    let id: String = c
+        .query_row(
+            "SELECT id FROM keys WHERE id LIKE 'patient/%/' || ?1",
+            [patient],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let tenant = id.split('/').nth(1).unwrap().to_string();
+    assert_eq!(
+        c.execute("DELETE FROM keys WHERE id = ?1", [&id]).unwrap(),
+        1
+    );
+    c.execute(
+        "INSERT INTO erasures (tenant_id, patient_id, at) VALUES (?1, ?2, unixepoch())",
+        [&tenant, patient],
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_record_erased_after_a_backup_stays_unreadable_when_that_backup_is_restored() {
+    let mut app = spawn_demo();
+    let f = Fhir::new(&app, "integrasjon.epj");
+    let gone = f.create(&patient("01810700021", "Glemtesen")).await;
+    let gone_id = gone["id"].as_str().unwrap().to_string();
+    let obs = f
+        .create(&heart_rate(&gone_id, "2026-05-01T08:00:00Z", 61))
+        .await;
+    let kept = f.create(&patient("01810700110", "Husketsen")).await;
+    let kept_id = kept["id"].as_str().unwrap().to_string();
+    let work = tempdir("backup-erasure");
+    let out = work.join("b");
+    let o = tillit(&[
+        "backup",
+        "create",
+        "--out",
+        p(&out),
+        "--data-dir",
+        p(&app.dir),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    app.keep_dir();
+    let dir = app.dir.clone();
+    drop(app);
+
+    // After the backup, the patient is erased.
+    erase_in_keyring(&dir, &gone_id);
+
+    // The old backup still verifies (the erased patient's records count as erased)...
+    let v = tillit(&["backup", "verify", p(&out)]);
+    assert!(v.status.success(), "{}", stderr(&v));
+    // ... and restoring it brings nothing of the patient back.
+    let restored = work.join("restored");
+    let r = tillit(&["backup", "restore", p(&out), "--data-dir", p(&restored)]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let said = String::from_utf8_lossy(&r.stdout);
+    assert!(said.contains("1 erasure(s) re-applied"), "{said}");
+    let db = rusqlite::Connection::open(restored.join("tillit.db")).unwrap();
+    let sealed: i64 = db
+        .query_row(
+            "SELECT count(*) FROM resource_versions WHERE patient_id = ?1",
+            [&gone_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(sealed, 0, "records of the erased patient came back");
+    let kept_rows: i64 = db
+        .query_row(
+            "SELECT count(*) FROM resource_versions WHERE patient_id = ?1",
+            [&kept_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept_rows, 1, "another patient's record went");
+    drop(db);
+    let keys = rusqlite::Connection::open(restored.join("keys/keyring.db")).unwrap();
+    let key: i64 = keys
+        .query_row(
+            "SELECT count(*) FROM keys WHERE id LIKE 'patient/%/' || ?1",
+            [&gone_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(key, 0);
+    drop(keys);
+
+    let mut app2 = spawn_demo_with(Some(restored.clone()), &[]);
+    app2.keep_dir();
+    let f2 = Fhir::new(&app2, "integrasjon.epj");
+    // Gone (404 or 410, as after the erasure itself), not served.
+    let (s, _) = f2.get(&format!("/Patient/{gone_id}")).await;
+    assert!(s == 404 || s == 410, "the erased patient: {s}");
+    let (s, _) = f2
+        .get(&format!("/Observation/{}", obs["id"].as_str().unwrap()))
+        .await;
+    assert!(s == 404 || s == 410, "the erased patient's record: {s}");
+    let (_, found) = f2.get("/Patient?family=Glemtesen").await;
+    assert_eq!(found["total"], 0, "{found}");
+    let (s, v) = f2.get(&format!("/Patient/{kept_id}")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["name"][0]["family"], "Husketsen");
+    drop(app2);
+    let _ = std::fs::remove_dir_all(&work);
+    let _ = std::fs::remove_dir_all(&dir);
+}
