@@ -110,6 +110,7 @@ fn action_words(tr: Tr, action: &str) -> &'static str {
         "delete" => tr.t("patient.log.action.delete"),
         "emergency.opened" => tr.t("patient.log.action.emergency"),
         "audit.search" => tr.t("patient.log.action.audit_search"),
+        "export" => tr.t("patient.log.action.export"),
         "record.withheld" => tr.t("patient.log.action.withheld"),
         "record.restricted" => tr.t("rights.log.action.restricted"),
         "patient.erased" => tr.t("rights.log.action.erased"),
