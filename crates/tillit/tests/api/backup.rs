@@ -1,8 +1,9 @@
 //! Backups (`tillit backup create | verify | restore`, and scheduled in `serve`): a backup
 //! taken while the server takes writes restores every record acknowledged before it began,
 //! with a verifying audit log, into a data dir that starts and serves; a changed file fails
-//! verification naming the file; restore refuses a folder that is not empty; scheduled
-//! backups are verified, pruned, and shown to the admin and in `/metrics`.
+//! verification naming the file; restore refuses a folder that is not empty; a patient
+//! erased after a backup stays erased when that backup is restored; scheduled backups are
+//! verified, pruned, and shown to the admin and in `/metrics`.
 
 use crate::fhir::{Fhir, heart_rate, patient};
 use crate::helpers::*;
@@ -359,29 +360,6 @@ async fn scheduled_backups_are_verified_pruned_and_shown_to_the_admin_and_in_met
     let _ = std::fs::remove_dir_all(&backups);
 }
 
-/// What the patient-erasure feature does to the keyring (destroys the patient's key and
-/// records the erasure in the vault's ledger), done here on the vault file directly.
-fn erase_in_keyring(data_dir: &Path, patient: &str) {
-    let c = rusqlite::Connection::open(data_dir.join("keys/keyring.db")).unwrap();
-    let id: String = c
-        .query_row(
-            "SELECT id FROM keys WHERE id LIKE 'patient/%/' || ?1",
-            [patient],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let tenant = id.split('/').nth(1).unwrap().to_string();
-    assert_eq!(
-        c.execute("DELETE FROM keys WHERE id = ?1", [&id]).unwrap(),
-        1
-    );
-    c.execute(
-        "INSERT INTO erasures (tenant_id, patient_id, at) VALUES (?1, ?2, unixepoch())",
-        [&tenant, patient],
-    )
-    .unwrap();
-}
-
 #[tokio::test]
 async fn a_record_erased_after_a_backup_stays_unreadable_when_that_backup_is_restored() {
     let mut app = spawn_demo();
@@ -404,12 +382,22 @@ async fn a_record_erased_after_a_backup_stays_unreadable_when_that_backup_is_res
         p(&app.dir),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+
+    // After the backup, the patient is erased (by the tenant admin, as the patient asked).
+    let admin = Fhir::new(&app, "admin.nilsen");
+    let order = serde_json::json!({
+        "resourceType": "Parameters",
+        "parameter": [{"name": "reason", "valueString": "Pasientens krav om sletting"}]
+    });
+    let (s, done) = admin
+        .post(&format!("/Patient/{gone_id}/$erase"), &order)
+        .await;
+    assert_eq!(s, 200, "{done}");
+    let obs_id = obs["id"].as_str().unwrap();
+    assert_eq!(f.get(&format!("/Observation/{obs_id}")).await.0, 404);
     app.keep_dir();
     let dir = app.dir.clone();
     drop(app);
-
-    // After the backup, the patient is erased.
-    erase_in_keyring(&dir, &gone_id);
 
     // The old backup still verifies (the erased patient's records count as erased)...
     let v = tillit(&["backup", "verify", p(&out)]);
@@ -459,8 +447,11 @@ async fn a_record_erased_after_a_backup_stays_unreadable_when_that_backup_is_res
         .get(&format!("/Observation/{}", obs["id"].as_str().unwrap()))
         .await;
     assert!(s == 404 || s == 410, "the erased patient's record: {s}");
-    let (_, found) = f2.get("/Patient?family=Glemtesen").await;
+    // Nor found by its national id, while the other patient is.
+    let (_, found) = f2.get("/Patient?identifier=01810700021").await;
     assert_eq!(found["total"], 0, "{found}");
+    let (_, found) = f2.get("/Patient?identifier=01810700110").await;
+    assert_eq!(found["total"], 1, "{found}");
     let (s, v) = f2.get(&format!("/Patient/{kept_id}")).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["name"][0]["family"], "Husketsen");
