@@ -251,7 +251,10 @@ fn a_restricted_record_is_read_by_the_patient_and_under_emergency_access_only() 
         roles: vec!["integration".into()],
         ..staff("integration")
     };
-    assert!(!e.decide(&p, &integration, Action::Read, &r, &Facts::default()).permitted);
+    assert!(
+        !e.decide(&p, &integration, Action::Read, &r, &Facts::default())
+            .permitted
+    );
 }
 
 #[test]
@@ -273,7 +276,10 @@ fn patients_ask_for_corrections_of_their_own_record_as_tasks() {
     assert!(d.permitted, "{d:?}");
     assert_eq!(d.policies, ["tenant.own-request"]);
     assert!(!e.decide(&p, &pat, Action::Update, &task, &own).permitted);
-    assert!(!e.decide(&p, &pat, Action::Create, &task, &Facts::default()).permitted);
+    assert!(
+        !e.decide(&p, &pat, Action::Create, &task, &Facts::default())
+            .permitted
+    );
     assert!(
         !e.decide(&p, &pat, Action::Create, &record("clinical-notes"), &own)
             .permitted,

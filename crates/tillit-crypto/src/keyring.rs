@@ -44,6 +44,14 @@ pub struct Erasure {
     pub at: i64,
 }
 
+/// One entry of the ledger of deleted tenants: a tenant whose keys were all destroyed by a
+/// tenant deletion (`tillit tenant delete`), and when (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantDeletion {
+    pub tenant: String,
+    pub at: i64,
+}
+
 /// Where wrapped keys are kept (a file apart from the database). Only ciphertext goes in.
 pub trait KeyVault: Send + Sync + 'static {
     fn get(&self, id: &str) -> Result<Option<Vec<u8>>, KeyError>;
@@ -71,7 +79,9 @@ pub trait KeyVault: Send + Sync + 'static {
     /// time. A vault without a ledger refuses, so no erasure goes unrecorded.
     fn record_erasure(&self, tenant: &str, patient: &str, at: i64) -> Result<(), KeyError> {
         let _ = (tenant, patient, at);
-        Err(KeyError::Vault("this key vault keeps no erasure ledger".into()))
+        Err(KeyError::Vault(
+            "this key vault keeps no erasure ledger".into(),
+        ))
     }
 
     /// The erasure ledger, oldest first.
@@ -85,6 +95,28 @@ pub trait KeyVault: Send + Sync + 'static {
             .erasures()?
             .iter()
             .any(|e| e.tenant == tenant && e.patient == patient))
+    }
+
+    /// A tenant deletion: records the tenant in the ledger of deleted tenants (kept with the
+    /// keys, never in the database) and destroys `ids`, in one transaction; returns the ids
+    /// that existed. Recording it again keeps the first time. A vault without that ledger
+    /// refuses, so no tenant's keys go unrecorded (a backup restore tells a deleted tenant
+    /// from a wrong keyring by this ledger).
+    fn destroy_deleted_tenant(
+        &self,
+        tenant: &str,
+        ids: &[String],
+        at: i64,
+    ) -> Result<Vec<String>, KeyError> {
+        let _ = (tenant, ids, at);
+        Err(KeyError::Vault(
+            "this key vault keeps no ledger of deleted tenants".into(),
+        ))
+    }
+
+    /// The ledger of deleted tenants, oldest first.
+    fn deleted_tenants(&self) -> Result<Vec<TenantDeletion>, KeyError> {
+        Ok(Vec::new())
     }
 }
 
@@ -544,6 +576,29 @@ impl Keyring {
         self.vault.destroy_all(&ids)
     }
 
+    /// A tenant's deletion (crypto-shredding of the whole tenant, recorded): destroys every
+    /// key of the tenant as [`Keyring::destroy_tenant_keys`] does and records the tenant in
+    /// the vault's ledger of deleted tenants, in one vault transaction. Running it again
+    /// (after a crash) finishes and keeps the first time. Returns the ids destroyed.
+    pub fn delete_tenant(&self, tenant: &str, at: i64) -> Result<Vec<String>, KeyError> {
+        let (data, index) = (tenant_key_id(tenant), index_key_id(tenant));
+        let mut ids = self.tenant_key_ids(tenant)?;
+        // Patient keys first, the tenant's data key last.
+        ids.sort_by_key(|id| u8::from(*id == index) + 2 * u8::from(*id == data));
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            for id in &ids {
+                cache.remove(id);
+            }
+        }
+        self.vault.destroy_deleted_tenant(tenant, &ids, at)
+    }
+
+    /// The ledger of deleted tenants, oldest first.
+    pub fn deleted_tenants(&self) -> Result<Vec<TenantDeletion>, KeyError> {
+        self.vault.deleted_tenants()
+    }
+
     /// Re-wraps every tenant key under `new_kek` (and keeps patient keys as they are: they are
     /// wrapped by tenant keys, which do not change). No data is re-encrypted.
     pub fn rotate_kek(&mut self, new_kek: Kek) -> Result<usize, KeyError> {
@@ -761,7 +816,11 @@ mod tests {
             Ok(())
         }
         fn erasures(&self) -> Result<Vec<Erasure>, KeyError> {
-            Ok(self.ledger.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            Ok(self
+                .ledger
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone())
         }
     }
 
@@ -805,7 +864,10 @@ mod tests {
         assert!(again.is_patient_erased("t1", "p1").unwrap_or(false));
         assert!(!again.is_patient_erased("t1", "p2").unwrap_or(true));
         assert_eq!(
-            again.open_for_patient("t1", "p2", "x", &other).map(|v| v.to_vec()).ok(),
+            again
+                .open_for_patient("t1", "p2", "x", &other)
+                .map(|v| v.to_vec())
+                .ok(),
             Some(b"kept".to_vec())
         );
         // Erasing again (after a crash, or on restore) finishes and keeps the first time.
@@ -867,6 +929,16 @@ mod tests {
         // (Opening tenant data makes a new, different tenant key: it still cannot open.)
         assert!(fresh.open_for_tenant(Some("t1"), "x", &t1).is_err());
         assert!(fresh.open_for_patient("t10", "p3", "x", &p3).is_ok());
+    }
+
+    #[test]
+    fn a_tenant_deletion_without_a_ledger_is_refused_and_destroys_nothing() {
+        let vault = Arc::new(MemVault::default());
+        let k = ring(vault);
+        let _ = k.seal_for_patient("t1", "p1", "x", b"one");
+        assert!(k.delete_tenant("t1", 1).is_err());
+        assert_eq!(k.tenant_key_ids("t1").map(|v| v.len()).ok(), Some(2));
+        assert_eq!(k.deleted_tenants().map(|v| v.len()).ok(), Some(0));
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod secret;
 mod token;
 mod totp;
 
-pub use keyring::{Erasure, ErasureGuard, Kek, KeyError, KeyVault, Keyring};
+pub use keyring::{Erasure, ErasureGuard, Kek, KeyError, KeyVault, Keyring, TenantDeletion};
 pub use password::{MIN_LEN as PASSWORD_MIN_LEN, PasswordError, PasswordHasher};
 pub use secret::SecretString;
 pub use token::{TokenHash, ct_eq, random_token, token_hash};

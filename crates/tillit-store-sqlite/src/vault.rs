@@ -43,6 +43,13 @@ impl SqliteKeyVault {
                 PRIMARY KEY (tenant_id, patient_id)) STRICT;",
         )
         .map_err(err)?;
+        // The ledger of deleted tenants: whose keys a tenant deletion destroyed, and when, so
+        // restoring a backup taken before it drops the tenant instead of failing on its keys.
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS deleted_tenants (
+                tenant_id TEXT PRIMARY KEY, at INTEGER NOT NULL) STRICT;",
+        )
+        .map_err(err)?;
         {
             use std::os::unix::fs::PermissionsExt;
             for suffix in ["", "-wal", "-shm"] {
@@ -75,6 +82,16 @@ impl SqliteKeyVault {
                 "SELECT tenant_id, patient_id, at FROM erasures ORDER BY at, tenant_id, patient_id",
             )?;
             let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// The ledger of deleted tenants, oldest first: (tenant, Unix seconds).
+    pub fn deleted_tenants(&self) -> Result<Vec<(String, i64)>, KeyError> {
+        self.with(|c| {
+            let mut s =
+                c.prepare("SELECT tenant_id, at FROM deleted_tenants ORDER BY at, tenant_id")?;
+            let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         })
     }
@@ -171,6 +188,43 @@ impl KeyVault for SqliteKeyVault {
                 patient,
                 at,
             })
+            .collect())
+    }
+
+    // A tenant deletion: the ledger entry and the keys' destruction commit together.
+    fn destroy_deleted_tenant(
+        &self,
+        tenant: &str,
+        ids: &[String],
+        at: i64,
+    ) -> Result<Vec<String>, KeyError> {
+        let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = c.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO deleted_tenants (tenant_id, at) VALUES (?1, ?2)",
+            params![tenant, at],
+        )
+        .map_err(err)?;
+        let mut gone = Vec::new();
+        for id in ids {
+            if tx
+                .execute("DELETE FROM keys WHERE id = ?1", [id])
+                .map_err(err)?
+                > 0
+            {
+                gone.push(id.clone());
+            }
+        }
+        tx.commit().map_err(err)?;
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(err)?;
+        Ok(gone)
+    }
+
+    fn deleted_tenants(&self) -> Result<Vec<tillit_crypto::TenantDeletion>, KeyError> {
+        Ok(SqliteKeyVault::deleted_tenants(self)?
+            .into_iter()
+            .map(|(tenant, at)| tillit_crypto::TenantDeletion { tenant, at })
             .collect())
     }
 

@@ -149,3 +149,38 @@ async fn a_removed_tenant_leaves_only_its_tombstone() {
     assert_eq!(count(&db, &gone.id), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_tenant_deletion_destroys_its_keys_and_records_it_in_the_vaults_ledger() {
+    let dir = std::env::temp_dir().join(format!("tillit-exit-ledger-{}", PersonId::random()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("keys.db");
+    let vault = Arc::new(SqliteKeyVault::open(&path).unwrap());
+    let ring = tillit_crypto::Keyring::new(tillit_crypto::Kek::from_bytes([5; 32]), vault.clone());
+    let sealed = ring.seal_for_patient("t1", "p1", "x", b"one").unwrap();
+    let _ = ring.blind_index("t1", "f", "v").unwrap();
+    let other = ring.seal_for_patient("t2", "p2", "x", b"two").unwrap();
+    assert!(ring.deleted_tenants().unwrap().is_empty());
+
+    let gone = ring.delete_tenant("t1", 1_800_000_000).unwrap();
+    assert_eq!(gone, ["patient/t1/p1", "tenant-index/t1", "tenant/t1"]);
+    assert!(ring.open_for_patient("t1", "p1", "x", &sealed).is_err());
+    assert!(ring.open_for_patient("t2", "p2", "x", &other).is_ok());
+    // Again (a resumed deletion): nothing left to destroy, the first time kept.
+    assert!(ring.delete_tenant("t1", 1_900_000_000).unwrap().is_empty());
+    drop(ring);
+    drop(vault);
+    // The ledger is in the file, beside the keys.
+    let reopened = SqliteKeyVault::open(&path).unwrap();
+    assert_eq!(
+        reopened.deleted_tenants().unwrap(),
+        [("t1".to_string(), 1_800_000_000)]
+    );
+    assert!(
+        tillit_crypto::KeyVault::ids(&reopened)
+            .unwrap()
+            .iter()
+            .all(|id| !id.contains("/t1"))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

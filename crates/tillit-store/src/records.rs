@@ -345,6 +345,11 @@ pub enum SecurityEventKind {
     PatientErased,
     /// A tenant admin refused a patient's request for erasure, with a reason.
     ErasureRefused,
+    /// A backup of the data dir was taken (the CLI or the schedule), or a scheduled one was
+    /// removed because it did not verify (outcome failure); in every tenant's log.
+    BackupCreated,
+    /// This data dir was restored from a backup; in every restored tenant's log.
+    BackupRestored,
 }
 
 impl SecurityEventKind {
@@ -374,6 +379,8 @@ impl SecurityEventKind {
             Self::RecordRestricted => "record.restricted",
             Self::PatientErased => "patient.erased",
             Self::ErasureRefused => "erasure.refused",
+            Self::BackupCreated => "backup.created",
+            Self::BackupRestored => "backup.restored",
         }
     }
 
@@ -403,6 +410,8 @@ impl SecurityEventKind {
             Self::RecordRestricted,
             Self::PatientErased,
             Self::ErasureRefused,
+            Self::BackupCreated,
+            Self::BackupRestored,
         ]
         .into_iter()
         .find(|k| k.code() == code)

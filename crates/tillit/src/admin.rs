@@ -131,6 +131,16 @@ pub enum TenantCommand {
         #[arg(long)]
         emergency_overrides_block: Option<bool>,
     },
+    /// Shows the categories the tenant must keep (never erased on a patient's request),
+    /// replacing them when --keep is given.
+    Retention {
+        #[arg(long)]
+        tenant: String,
+        /// Comma-separated category codes, e.g. clinical-notes,lab-results,medications
+        /// (see `tillit admin categories list`); "" keeps none.
+        #[arg(long)]
+        keep: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -968,6 +978,47 @@ pub async fn run(ctx: &Ctx, cmd: AdminCommand) -> Result<()> {
             println!(
                 "emergency_overrides_block\t{}",
                 settings.emergency_overrides_block
+            );
+        }
+        AdminCommand::Tenant {
+            command: TenantCommand::Retention { tenant: t, keep },
+        } => {
+            let t = tenant(ctx, &t).await?;
+            if let Some(keep) = keep {
+                let mut codes: Vec<String> = Vec::new();
+                for c in keep.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                    let cat = tillit_fhir::category::Category::parse(c)
+                        .filter(|c| *c != tillit_fhir::category::Category::Directory)
+                        .with_context(|| format!("'{c}' is not a category of patient data"))?;
+                    if !codes.iter().any(|x| x == cat.code()) {
+                        codes.push(cat.code().to_string());
+                    }
+                }
+                ctx.store
+                    .set_retained_categories(&t.id, &codes, now)
+                    .await?;
+                tenant_event(
+                    ctx,
+                    &t,
+                    SecurityEventKind::PolicyChanged,
+                    format!("retention rules: kept categories {}", codes.join(" ")),
+                )
+                .await?;
+            }
+            let (kept, default) = match ctx.store.retained_categories(&t.id).await? {
+                Some(k) => (k, false),
+                None => (
+                    tillit_server::fhir::rights::DEFAULT_RETAINED
+                        .iter()
+                        .map(|c| c.code().to_string())
+                        .collect(),
+                    true,
+                ),
+            };
+            println!(
+                "kept\t{}{}",
+                kept.join(","),
+                if default { "\t(defaults)" } else { "" }
             );
         }
         AdminCommand::Access {

@@ -20,7 +20,13 @@
 //! manifest and a full audit verification (the one `tillit audit verify` runs), and opens a
 //! sample of sealed records with the keyring. `restore` does the same into a new data dir,
 //! gives it its own copy of the keyring, and re-applies every erasure in the keyring's
-//! erasure ledger, so restoring an older backup never brings erased data back.
+//! erasure ledger, so restoring an older backup never brings erased data back; a tenant the
+//! keyring's ledger of deleted tenants names (deleted after the backup) is dropped with the
+//! store's own `remove_tenant`, while a tenant whose keys are merely missing fails.
+//!
+//! Backups are audit events: `create` appends a `backup.created` security event to every
+//! tenant's log before the backup is published, `restore` a `backup.restored` one to every
+//! restored tenant's log in the new data dir.
 //! See `docs/design/backups.md`.
 
 mod manifest;
@@ -36,13 +42,16 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use indicatif::{ProgressBar, ProgressStyle};
 use manifest::Manifest;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use tillit_core::{Clock, PersonId, TenantId};
 use tillit_crypto::{KeyError, KeyVault, Keyring};
 use tillit_server::audit::checkpoints;
-use tillit_store::{AuditStore, KeyScope, KeyringCipher, PatientErasure, Store};
+use tillit_store::{
+    AuditBatch, AuditStore, KeyScope, KeyringCipher, NewSecurityEvent, PatientErasure,
+    SecurityEventKind, Store,
+};
 use tillit_store_sqlite::{SqliteKeyVault, SqliteStore, backup as snap};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -55,6 +64,9 @@ const STORED_DIR: &str = "data";
 /// seals each backup's data key.
 const SIGNING_SECRET: &str = "backup-signing";
 const WRAPPING_SECRET: &str = "backup-wrapping";
+/// The tombstone draft of a tenant dropped on restore (`tillit tenant delete` will not sign
+/// a receipt from it).
+pub const DROPPED_ON_RESTORE: &str = "tillit-tenant-dropped-on-restore";
 /// Sealed records opened per tenant by a check.
 const SAMPLE_PER_TENANT: usize = 32;
 /// The files of a key dir that a restored data dir gets a copy of (with `keyring.db`).
@@ -112,8 +124,24 @@ pub async fn run(command: BackupCommand, clock: &dyn Clock) -> Result<()> {
                 bail!("{} has no database (tillit.db)", data_dir.display());
             }
             let keys = Keys::open(&data_dir.join("keys"))?;
+            // The live database, for the backup's events in each tenant's log (beside a
+            // running server, as `tillit tenant export` does).
+            let live = SqliteStore::open(
+                &data_dir.join("tillit.db"),
+                Arc::new(KeyringCipher(keys.keyring.clone())),
+            )
+            .map_err(|e| anyhow::anyhow!("{}: {e}", data_dir.join("tillit.db").display()))?;
             let start = std::time::Instant::now();
-            let r = create(&data_dir, &keys, &config.audit.log_name, &out, clock, true).await?;
+            let r = create(
+                &data_dir,
+                &keys,
+                &config.audit.log_name,
+                &out,
+                clock,
+                true,
+                Events::Store(&live),
+            )
+            .await?;
             let records: u64 = r.manifest.tenants.iter().map(|t| t.resources).sum();
             println!(
                 "backup {} written to {}: {} tenant(s), {records} record(s), {} file(s), {} bytes, in {:.1} s",
@@ -140,14 +168,21 @@ pub async fn run(command: BackupCommand, clock: &dyn Clock) -> Result<()> {
             data_dir,
             keyring,
         } => {
-            let report = restore(&dir, &data_dir, keyring.as_deref(), true).await?;
+            let report = restore(&dir, &data_dir, keyring.as_deref(), clock, true).await?;
             report.check.print();
+            for d in &report.tenants_dropped {
+                println!(
+                    "dropped tenant {} ({}): deleted at {} (the keyring's ledger of deleted tenants), {} row(s) removed",
+                    d.name, d.id, d.deleted_at, d.rows
+                );
+            }
             println!(
-                "restored into {} ({} erasure(s) re-applied: {} version(s) removed, {} key(s) destroyed); start it with `tillit demo --data-dir {}` or `tillit serve` with data_dir = {:?}",
+                "restored into {} ({} erasure(s) re-applied: {} version(s) removed, {} key(s) destroyed; {} deleted tenant(s) dropped); start it with `tillit demo --data-dir {}` or `tillit serve` with data_dir = {:?}",
                 data_dir.display(),
                 report.erasures,
                 report.payloads_dropped,
                 report.keys_destroyed,
+                report.tenants_dropped.len(),
                 data_dir.display(),
                 data_dir.display().to_string()
             );
@@ -213,6 +248,11 @@ impl Keys {
         Ok(self.vault.get(id)?.is_some())
     }
 
+    /// The keyring's ledger of deleted tenants: tenant id → when (Unix seconds).
+    fn deleted_tenants(&self) -> Result<BTreeMap<String, i64>> {
+        Ok(self.vault.deleted_tenants()?.into_iter().collect())
+    }
+
     /// A platform secret that must already exist (checking never makes keys).
     fn existing_secret(&self, name: &str) -> Result<Zeroizing<[u8; 32]>> {
         let id = format!("platform/secret/{name}");
@@ -224,6 +264,111 @@ impl Keys {
         }
         Ok(self.keyring.platform_secret(name)?)
     }
+}
+
+/// Where a backup's security events go: a running server's group commit (scheduled backups),
+/// or straight into a store (the CLI, as `tillit tenant export` writes its events).
+pub enum Events<'a> {
+    Server(&'a tillit_server::AppState),
+    Store(&'a dyn Store),
+}
+
+impl Events<'_> {
+    fn agent(&self, what: &str) -> String {
+        match self {
+            Events::Server(_) => format!("tillit serve (scheduled {what})"),
+            Events::Store(_) => format!("tillit {what} (CLI)"),
+        }
+    }
+
+    /// Appends one security event of `kind` to each tenant's log, in one batch (durable when
+    /// this returns).
+    async fn append(
+        &self,
+        kind: SecurityEventKind,
+        ok: bool,
+        at: OffsetDateTime,
+        per_tenant: Vec<(TenantId, String)>,
+    ) -> Result<()> {
+        let agent = self.agent(match kind {
+            SecurityEventKind::BackupRestored => "backup restore",
+            _ => "backup create",
+        });
+        let mut batch = AuditBatch::default();
+        for (tenant, detail) in per_tenant {
+            let one = tillit_server::audit::security_batch(
+                NewSecurityEvent {
+                    at,
+                    tenant: Some(tenant),
+                    user: None,
+                    username: None,
+                    kind,
+                    outcome_ok: ok,
+                    detail,
+                    ip: None,
+                    user_agent: Some(agent.clone()),
+                },
+                None,
+                None,
+                None,
+            );
+            batch.events.extend(one.events);
+            batch.security.extend(one.security);
+        }
+        if batch.events.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Events::Server(state) => state
+                .audit
+                .append(batch)
+                .await
+                .map(|_| ())
+                .map_err(|e| anyhow::anyhow!("{e}")),
+            Events::Store(store) => store
+                .append_audit(batch)
+                .await
+                .map(|_| ())
+                .map_err(|e| anyhow::anyhow!("the audit log cannot be written: {e}")),
+        }
+    }
+
+    /// `backup.created` in every tenant's log of the backup.
+    async fn created(&self, m: &Manifest, at: OffsetDateTime) -> Result<()> {
+        let mut per_tenant = Vec::new();
+        for t in &m.tenants {
+            per_tenant.push((
+                tenant_id(&t.id)?,
+                format!(
+                    "backup {} taken at {}: {} record(s) of this tenant in {} version(s), audit log size {}; encrypted, its keys kept apart in the keyring",
+                    m.id, m.created_at, t.resources, t.versions, t.audit.size
+                ),
+            ));
+        }
+        self.append(SecurityEventKind::BackupCreated, true, at, per_tenant)
+            .await
+    }
+
+    /// A scheduled backup that did not verify and was removed: `backup.created`, failed.
+    pub async fn removed(&self, m: &Manifest, at: OffsetDateTime) -> Result<()> {
+        let mut per_tenant = Vec::new();
+        for t in &m.tenants {
+            per_tenant.push((
+                tenant_id(&t.id)?,
+                format!(
+                    "backup {} taken at {} did not verify and was removed",
+                    m.id, m.created_at
+                ),
+            ));
+        }
+        self.append(SecurityEventKind::BackupCreated, false, at, per_tenant)
+            .await
+    }
+}
+
+fn tenant_id(id: &str) -> Result<TenantId> {
+    TenantId::parse(id.to_string())
+        .map_err(|e| anyhow::anyhow!("manifest.json: tenant id {id:?}: {e}"))
 }
 
 fn keyring_dir(given: Option<&Path>, m: &Manifest) -> PathBuf {
@@ -435,6 +580,7 @@ pub async fn create(
     out: &Path,
     clock: &dyn Clock,
     progress: bool,
+    events: Events<'_>,
 ) -> Result<Created> {
     check_target(out, "back up")?;
     let db = data_dir.join("tillit.db");
@@ -561,6 +707,9 @@ pub async fn create(
         format!("{}\n", serde_json::to_string_pretty(&sig)?).as_bytes(),
     )?;
     let bytes = dir_size(&staging.path);
+    // In every tenant's log before the backup exists (nothing leaves without its event);
+    // a log that cannot be written stops the backup.
+    events.created(&m, clock.now()).await?;
     publish(staging, out)?;
     Ok(Created { manifest: m, bytes })
 }
@@ -672,11 +821,21 @@ fn read_manifest(dir: &Path) -> Result<(Manifest, Vec<u8>, manifest::Signature)>
 
 /// Opens a backup with `keys` into `dest` (an empty folder): checks the signature, that the
 /// keys it needs are there, and every file's hashes. Returns the manifest and notes.
-fn unpack(dir: &Path, keys: &Keys, dest: &Path, progress: bool) -> Result<(Manifest, Vec<String>)> {
+///
+/// A tenant key may be missing only for a tenant the keyring's ledger of deleted tenants
+/// names (`deleted`): destroyed by `tillit tenant delete` after the backup was taken. Any
+/// other missing key is a wrong or damaged keyring, and fails.
+fn unpack(
+    dir: &Path,
+    keys: &Keys,
+    deleted: &BTreeMap<String, i64>,
+    dest: &Path,
+    progress: bool,
+) -> Result<(Manifest, Vec<String>)> {
     let (m, bytes, sig) = read_manifest(dir)?;
     let signer = manifest::Signer::from_seed(&*keys.existing_secret(SIGNING_SECRET)?)?;
     manifest::check(&bytes, &sig, &signer.public_key())?;
-    let mut notes = Vec::new();
+    let notes = Vec::new();
     for id in &m.keys.required {
         if keys.has(id)? {
             continue;
@@ -685,15 +844,12 @@ fn unpack(dir: &Path, keys: &Keys, dest: &Path, progress: bool) -> Result<(Manif
             .strip_prefix("tenant/")
             .or(id.strip_prefix("tenant-index/"))
         {
-            // Destroyed with the tenant (tenant delete): its data stays unreadable.
-            Some(t) => {
-                let note = format!(
-                    "tenant {t}: its keys are gone from the keyring (the tenant was deleted): its data cannot be read"
-                );
-                if !notes.contains(&note) {
-                    notes.push(note);
-                }
-            }
+            // Destroyed with the tenant (tenant delete): noted by the check of the tenant.
+            Some(t) if deleted.contains_key(t) => {}
+            Some(t) => bail!(
+                "the keyring at {} lacks key {id} of tenant {t}, which this backup needs, and its ledger of deleted tenants does not name the tenant: not the keyring the backup was made with, or keys are missing from it",
+                keys.dir.display()
+            ),
             None => bail!(
                 "the keyring at {} lacks key {id}, which this backup needs",
                 keys.dir.display()
@@ -799,6 +955,9 @@ pub struct TenantCheck {
     pub opened: usize,
     /// Sampled records whose patient key is destroyed (erased).
     pub erased: usize,
+    /// When the tenant was deleted, if the keyring's ledger of deleted tenants names it
+    /// (after the backup was taken): nothing of it is opened, and a restore drops it.
+    pub deleted_at: Option<String>,
 }
 
 impl Check {
@@ -808,10 +967,16 @@ impl Check {
             self.backup_id, self.created_at, self.files
         );
         for t in &self.tenants {
-            println!(
-                "tenant {} ({}): {} record(s); sampled {}: {} opened, {} erased; audit log: {}",
-                t.id, t.name, t.resources, t.sampled, t.opened, t.erased, t.audit
-            );
+            match &t.deleted_at {
+                Some(at) => println!(
+                    "tenant {} ({}): {} record(s); deleted at {at} (the keyring's ledger of deleted tenants): its keys are destroyed, nothing of it opened",
+                    t.id, t.name, t.resources
+                ),
+                None => println!(
+                    "tenant {} ({}): {} record(s); sampled {}: {} opened, {} erased; audit log: {}",
+                    t.id, t.name, t.resources, t.sampled, t.opened, t.erased, t.audit
+                ),
+            }
         }
         for n in &self.notes {
             println!("note: {n}");
@@ -820,11 +985,14 @@ impl Check {
 }
 
 /// Checks a restored database against its manifest: tenants, counts and audit heads, a
-/// full audit verification of each tenant's log, and a sample of records opened.
+/// full audit verification of each tenant's log, and a sample of records opened. A tenant in
+/// `deleted` (the keyring's ledger of deleted tenants) is checked for counts and audit head
+/// only: its keys are destroyed, and nothing of it is opened (opening would make new keys).
 async fn check_restored(
     store: &SqliteStore,
     keys: &Keys,
     m: &Manifest,
+    deleted: &BTreeMap<String, i64>,
     progress: bool,
 ) -> Result<Vec<TenantCheck>> {
     let mut found: Vec<String> = store
@@ -887,6 +1055,19 @@ async fn check_restored(
                 t.audit.root
             );
         }
+        if let Some(at) = deleted.get(&t.id) {
+            out.push(TenantCheck {
+                id: t.id.clone(),
+                name: t.name.clone(),
+                resources: counts.resources,
+                audit: "not verified: the tenant was deleted".into(),
+                sampled: 0,
+                opened: 0,
+                erased: 0,
+                deleted_at: Some(unix_time(*at)),
+            });
+            continue;
+        }
         let audit = match &verifier {
             Some(v) if head.size > 0 => {
                 let b = bar(progress && head.size > 10_000, head.size, "audit log");
@@ -937,9 +1118,39 @@ async fn check_restored(
             sampled,
             opened,
             erased,
+            deleted_at: None,
         });
     }
     Ok(out)
+}
+
+/// Unix seconds as RFC 3339.
+fn unix_time(at: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| at.to_string())
+}
+
+/// The notes of a check about tenants deleted since the backup was taken.
+fn deleted_notes(tenants: &[TenantCheck], restoring: bool) -> Vec<String> {
+    tenants
+        .iter()
+        .filter_map(|t| {
+            t.deleted_at.as_ref().map(|at| {
+                format!(
+                    "tenant {} ({}) was deleted at {at}, after this backup was taken: its keys are destroyed and its data cannot be read; {}",
+                    t.name,
+                    t.id,
+                    if restoring {
+                        "its rows are dropped from the restored data dir"
+                    } else {
+                        "a restore drops it"
+                    }
+                )
+            })
+        })
+        .collect()
 }
 
 fn open_restored(db: &Path, keyring: &Arc<Keyring>) -> Result<SqliteStore> {
@@ -952,14 +1163,16 @@ pub async fn verify(dir: &Path, keys: &Keys, progress: bool) -> Result<Check> {
     let scratch = TempDir::create(
         std::env::temp_dir().join(format!("tillit-backup-verify-{}", random_hex(8)?)),
     )?;
-    let (m, notes) = {
+    let deleted = keys.deleted_tenants()?;
+    let (m, mut notes) = {
         let (dir, dest) = (dir.to_path_buf(), scratch.path.clone());
         // Reads and decrypts: blocking work.
-        tokio::task::block_in_place(|| unpack(&dir, keys, &dest, progress))?
+        tokio::task::block_in_place(|| unpack(&dir, keys, &deleted, &dest, progress))?
     };
     let store = open_restored(&scratch.path.join("tillit.db"), &keys.keyring)?;
-    let tenants = check_restored(&store, keys, &m, progress).await?;
+    let tenants = check_restored(&store, keys, &m, &deleted, progress).await?;
     drop(store);
+    notes.extend(deleted_notes(&tenants, false));
     Ok(Check {
         backup_id: m.id.clone(),
         created_at: m.created_at.clone(),
@@ -976,6 +1189,17 @@ pub struct Restored {
     /// Record versions removed by re-applied erasures.
     pub payloads_dropped: u64,
     pub keys_destroyed: usize,
+    /// Tenants deleted after the backup was taken, dropped from the restored data dir.
+    pub tenants_dropped: Vec<DroppedTenant>,
+}
+
+/// A tenant the keyring's ledger of deleted tenants names, dropped on restore.
+pub struct DroppedTenant {
+    pub id: String,
+    pub name: String,
+    pub deleted_at: String,
+    /// Rows removed, all tables together.
+    pub rows: u64,
 }
 
 /// `tillit backup restore`: a new data dir from a backup, with a copy of the keyring.
@@ -983,14 +1207,17 @@ pub async fn restore(
     dir: &Path,
     new: &Path,
     keyring: Option<&Path>,
+    clock: &dyn Clock,
     progress: bool,
 ) -> Result<Restored> {
     check_target(new, "restore")?;
     let (m, ..) = read_manifest(dir)?;
     let live = Keys::open(&keyring_dir(keyring, &m))?;
+    // Read under the keyring's lock, with the copy below: the same ledger.
+    let deleted = live.deleted_tenants()?;
     let staging = staging_beside(new)?;
     let (m, mut notes) =
-        tokio::task::block_in_place(|| unpack(dir, &live, &staging.path, progress))?;
+        tokio::task::block_in_place(|| unpack(dir, &live, &deleted, &staging.path, progress))?;
 
     // The restored data dir's own keyring: a consistent copy of the one given, taken under
     // its shared lock (so not mid-rotation), erasures ledger included.
@@ -1018,14 +1245,45 @@ pub async fn restore(
 
     let store = open_restored(&staging.path.join("tillit.db"), &keys.keyring)?;
     // The backup as it was taken checks out...
-    let tenants = check_restored(&store, &keys, &m, progress).await?;
+    let tenants = check_restored(&store, &keys, &m, &deleted, progress).await?;
+    notes.extend(deleted_notes(&tenants, true));
+    // ... then tenants deleted since go, with the store's own removal (every table the
+    // deletion itself clears), under a tombstone in the restored database...
+    let mut tenants_dropped = Vec::new();
+    for t in tenants.iter().filter(|t| t.deleted_at.is_some()) {
+        let at = deleted.get(&t.id).copied().unwrap_or_default();
+        let when = OffsetDateTime::from_unix_timestamp(at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let draft = serde_json::json!({
+            "type": DROPPED_ON_RESTORE,
+            "version": 1,
+            "tenant": {"id": t.id, "name": t.name},
+            "deleted_at": unix_time(at),
+            "backup": {"id": m.id, "created_at": m.created_at},
+            "note": "deleted after this backup was taken (the keyring's ledger of deleted tenants); dropped on restore. Its deletion receipt is the one issued when it was deleted.",
+        });
+        let removal = store
+            .remove_tenant(&tenant_id(&t.id)?, &draft.to_string(), when)
+            .await
+            .with_context(|| {
+                format!(
+                    "dropping tenant {} ({}), deleted after the backup was taken, failed",
+                    t.name, t.id
+                )
+            })?;
+        tenants_dropped.push(DroppedTenant {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            deleted_at: unix_time(at),
+            rows: removal.rows.values().sum(),
+        });
+    }
     // ... then re-apply every erasure the ledger knows (those before the backup are already in it;
     // doing them again changes nothing).
     let listed: BTreeSet<&str> = m.tenants.iter().map(|t| t.id.as_str()).collect();
     let taken = taken_at(&m).map_or(i64::MIN, OffsetDateTime::unix_timestamp);
     let (mut erasures, mut since, mut dropped, mut destroyed) = (0, 0, 0, 0);
     for (tenant, patient, at) in keys.vault.erasures()? {
-        if !listed.contains(tenant.as_str()) {
+        if !listed.contains(tenant.as_str()) || deleted.contains_key(&tenant) {
             continue;
         }
         erasures += 1;
@@ -1037,6 +1295,27 @@ pub async fn restore(
             destroyed += 1;
         }
     }
+    // The restore is in every restored tenant's log.
+    let mut per_tenant = Vec::new();
+    for t in tenants.iter().filter(|t| t.deleted_at.is_none()) {
+        per_tenant.push((
+            tenant_id(&t.id)?,
+            format!(
+                "data dir restored from backup {} taken at {}: {erasures} erasure(s) re-applied, {} deleted tenant(s) dropped",
+                m.id,
+                m.created_at,
+                tenants_dropped.len()
+            ),
+        ));
+    }
+    Events::Store(&store)
+        .append(
+            SecurityEventKind::BackupRestored,
+            true,
+            clock.now(),
+            per_tenant,
+        )
+        .await?;
     drop(store);
     drop(keys);
     let _ = std::fs::remove_file(keys_dir.join(".lock"));
@@ -1057,6 +1336,7 @@ pub async fn restore(
         erasures,
         payloads_dropped: dropped,
         keys_destroyed: destroyed,
+        tenants_dropped,
     })
 }
 

@@ -678,16 +678,25 @@ pub async fn delete(ctx: &Ctx, a: DeleteArgs<'_>) -> Result<()> {
     ctx.make_exclusive()?;
     let signer = checkpoints::signer(&ctx.keyring, &log_name).map_err(|e| anyhow!("{e}"))?;
 
-    let (draft, removed) = match tombstone {
+    let (draft, removed, deleted_at) = match tombstone {
         Some(d) => {
+            let draft = serde_json::from_str::<Value>(&d.draft)?;
+            if draft.get("type").and_then(Value::as_str) == Some(crate::backup::DROPPED_ON_RESTORE)
+            {
+                bail!(
+                    "tenant {name} was deleted at {} and dropped when this data dir was restored from a backup; its receipt is the one issued when it was deleted",
+                    format_instant(d.deleted_at)
+                );
+            }
             println!(
                 "tenant {name} was deleted at {} but not finished; finishing it",
                 format_instant(d.deleted_at)
             );
-            (serde_json::from_str::<Value>(&d.draft)?, d.removed.rows)
+            (draft, d.removed.rows, d.deleted_at)
         }
         None => {
             let state = app_state(ctx, a.config);
+            let deleted_at = ctx.clock_now();
             let draft = prepare(ctx, &state, &id, &name, &log_name).await?;
             let removal = ctx
                 .store
@@ -696,13 +705,15 @@ pub async fn delete(ctx: &Ctx, a: DeleteArgs<'_>) -> Result<()> {
                 .map_err(|e| {
                     anyhow!("removing the tenant's rows failed, nothing was removed: {e}")
                 })?;
-            (draft, removal.rows)
+            (draft, removal.rows, deleted_at)
         }
     };
     // The keys last: until here a failure leaves the tenant readable (or, after the rows
-    // went, a tombstone that this command finishes from).
+    // went, a tombstone that this command finishes from). The keyring's ledger of deleted
+    // tenants records it in the same vault transaction, so a restore of an older backup
+    // drops the tenant (and tells it from a keyring that merely lacks its keys).
     ctx.keyring
-        .destroy_tenant_keys(id.as_str())
+        .delete_tenant(id.as_str(), deleted_at.unix_timestamp())
         .map_err(|e| anyhow!("destroying the tenant's keys failed (run this again): {e}"))?;
     let left = ctx.keyring.tenant_key_ids(id.as_str())?;
     if !left.is_empty() {

@@ -112,7 +112,9 @@ fn text(body: &Value, name: &str) -> FhirResult<Option<String>> {
         .ok_or_else(|| bad(format!("'{name}' must be a string")))?
         .trim();
     if s.chars().count() > MAX_TEXT {
-        return Err(bad(format!("'{name}' is longer than {MAX_TEXT} characters")));
+        return Err(bad(format!(
+            "'{name}' is longer than {MAX_TEXT} characters"
+        )));
     }
     Ok((!s.is_empty()).then(|| s.to_string()))
 }
@@ -151,6 +153,14 @@ pub fn task_input(task: &Value, code: &str) -> Option<String> {
     })
 }
 
+/// A Task's output `code`.
+pub fn task_output<'a>(task: &'a Value, code: &str) -> Option<&'a Value> {
+    task.get("output")?
+        .as_array()?
+        .iter()
+        .find(|o| o.pointer("/type/coding/0/code").and_then(Value::as_str) == Some(code))
+}
+
 /// A reference's `Type/id` (a version suffix dropped).
 pub fn reference_of(v: &Value) -> Option<(String, String)> {
     let r = v.get("reference")?.as_str()?;
@@ -186,7 +196,12 @@ fn admin_of(subject: &Subject) -> FhirResult<()> {
 
 /// The record `rt/id` as the patient may see it: found, not deleted, in their own record and
 /// readable by them (a withheld record is refused as everywhere). Authorized, not opened.
-async fn own_record(fhir: &Fhir<'_>, me: &PersonId, rt: &str, id: &str) -> FhirResult<StoredVersion> {
+async fn own_record(
+    fhir: &Fhir<'_>,
+    me: &PersonId,
+    rt: &str,
+    id: &str,
+) -> FhirResult<StoredVersion> {
     let v = fhir
         .current(rt, id)
         .await?
@@ -233,7 +248,12 @@ pub async fn request_correction(
         "type": coding(RIGHTS_SYSTEM, "what-is-wrong"),
         "valueString": req.what_is_wrong.trim()
     })];
-    if let Some(s) = req.should_say.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    if let Some(s) = req
+        .should_say
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         input.push(json!({"type": coding(RIGHTS_SYSTEM, "should-say"), "valueString": s}));
     }
     input.push(json!({
@@ -268,7 +288,9 @@ pub enum CorrectionDecision {
         note: Option<String>,
         reason: Option<String>,
     },
-    Reject { reason: String },
+    Reject {
+        reason: String,
+    },
 }
 
 /// An open correction request `Task/{id}` as the clinician may see it.
@@ -278,7 +300,10 @@ async fn open_request(fhir: &Fhir<'_>, task_id: &str) -> FhirResult<(StoredVersi
         return Err(bad(format!("Task/{task_id} is not a correction request")));
     }
     let status = task.get("status").and_then(Value::as_str).unwrap_or("");
-    if !matches!(status, "requested" | "received" | "accepted" | "in-progress") {
+    if !matches!(
+        status,
+        "requested" | "received" | "accepted" | "in-progress"
+    ) {
         return Err(FhirError::new(
             409,
             IssueType::Conflict,
@@ -458,7 +483,10 @@ pub async fn set_restriction(
             by: me.clone(),
             at: subject.at,
         };
-        state.store.set_restricted(&tenant, rt, id, Some(&r)).await?;
+        state
+            .store
+            .set_restricted(&tenant, rt, id, Some(&r))
+            .await?;
     } else {
         let known = state
             .store
@@ -481,7 +509,11 @@ pub async fn set_restriction(
         true,
         &format!(
             "{} {rt}/{id}",
-            if on { "restricted" } else { "lifted restriction of" }
+            if on {
+                "restricted"
+            } else {
+                "lifted restriction of"
+            }
         ),
         Some(&subject.principal.user),
         None,
@@ -533,6 +565,8 @@ pub async fn retained_categories(state: &AppState, tenant: &TenantId) -> FhirRes
 pub struct ErasurePlan {
     pub erase: BTreeMap<String, usize>,
     pub keep: BTreeMap<String, usize>,
+    /// The patient's requests and their outcomes, always kept.
+    pub requests: usize,
     /// The categories kept by the tenant's rules.
     pub retained: Vec<String>,
 }
@@ -558,6 +592,7 @@ impl ErasurePlan {
                 {"name": "patient", "valueReference": {"reference": format!("Patient/{patient}")}},
                 {"name": "erase", "part": part(&self.erase)},
                 {"name": "keep", "part": part(&self.keep)},
+                {"name": "requests-kept", "valueInteger": self.requests},
                 {"name": "retained-categories", "valueString": self.retained.join(" ")}
             ]
         })
@@ -591,7 +626,13 @@ pub async fn plan_erasure(
     let set: BTreeSet<&str> = retained.iter().map(String::as_str).collect();
     let mut plan = ErasurePlan::default();
     for ((rt, _), versions) in by_resource(state.store.patient_versions(tenant, patient).await?) {
-        let Some(latest) = versions.last() else { continue };
+        let Some(latest) = versions.last() else {
+            continue;
+        };
+        if rt == "Task" {
+            plan.requests += 1;
+            continue;
+        }
         let side = if kept(&rt, latest, &set) {
             &mut plan.keep
         } else {
@@ -624,7 +665,9 @@ pub async fn request_erasure(
     });
     if let Some(n) = note.filter(|n| !n.trim().is_empty()) {
         if n.chars().count() > MAX_TEXT {
-            return Err(bad(format!("the note is longer than {MAX_TEXT} characters")));
+            return Err(bad(format!(
+                "the note is longer than {MAX_TEXT} characters"
+            )));
         }
         if let Some(o) = task.as_object_mut() {
             o.insert(
@@ -699,7 +742,7 @@ pub async fn erase(
     let t = tenant.as_str();
     let p = patient.as_str();
     let plan = plan_erasure(state, &tenant, patient).await?;
-    if plan.erased_records() + plan.kept_records() == 0
+    if plan.erased_records() + plan.kept_records() + plan.requests == 0
         && !state.keyring.is_patient_erased(t, p).unwrap_or(false)
     {
         return Err(FhirError::not_found("Patient", p));
@@ -745,7 +788,10 @@ pub async fn erase(
                             FhirError::new(
                                 500,
                                 IssueType::Exception,
-                                format!("{rt}/{id} version {} cannot be opened to be kept", v.meta.version),
+                                format!(
+                                    "{rt}/{id} version {} cannot be opened to be kept",
+                                    v.meta.version
+                                ),
                             )
                         })?;
                     let sealed = state
@@ -798,7 +844,9 @@ pub async fn erase(
     );
     let mut requests = erasure_requests(state, &tenant, Some(patient), true).await?;
     if let Some(id) = request
-        && !requests.iter().any(|r| r.get("id").and_then(Value::as_str) == Some(id))
+        && !requests
+            .iter()
+            .any(|r| r.get("id").and_then(Value::as_str) == Some(id))
     {
         let (_, task) = system.read("Task", id).await?;
         if is_erasure(&task) {
@@ -824,7 +872,11 @@ pub async fn erase(
             );
             o.insert(
                 "output".into(),
-                json!([{"type": coding(RIGHTS_SYSTEM, "summary"), "valueString": summary}]),
+                json!([
+                    {"type": coding(RIGHTS_SYSTEM, "erased"), "valueInteger": plan.erased_records()},
+                    {"type": coding(RIGHTS_SYSTEM, "kept"), "valueInteger": plan.kept_records()},
+                    {"type": coding(RIGHTS_SYSTEM, "summary"), "valueString": summary}
+                ]),
             );
         }
         update_resource(&system, "Task", &id, task, version).await?;
@@ -894,7 +946,8 @@ pub async fn refuse_erasure(
             json!({"reference": format!("Practitioner/{}", subject.principal.user.person)}),
         );
     }
-    let (_, _, value) = update_resource(&system, "Task", task_id, task, Some(v.meta.version)).await?;
+    let (_, _, value) =
+        update_resource(&system, "Task", task_id, task, Some(v.meta.version)).await?;
     security_event_about(
         state,
         SecurityEventKind::ErasureRefused,
@@ -941,7 +994,11 @@ pub async fn request_correction_op(
             let subject = caller(&state, &headers, &client).await?;
             let body = parse_body(&state, &headers, &body)?;
             let req = CorrectionRequest {
-                what_is_wrong: required(&body, "what-is-wrong", "say what is wrong ('what-is-wrong')")?,
+                what_is_wrong: required(
+                    &body,
+                    "what-is-wrong",
+                    "say what is wrong ('what-is-wrong')",
+                )?,
                 should_say: text(&body, "should-say")?,
             };
             let fhir = Fhir::new(&state, Actor::User(&subject));
@@ -994,7 +1051,11 @@ pub async fn reject_correction_op(
         async {
             let subject = caller(&state, &headers, &client).await?;
             let body = parse_body(&state, &headers, &body)?;
-            let reason = required(&body, "reason", "give the patient the reason for the refusal ('reason')")?;
+            let reason = required(
+                &body,
+                "reason",
+                "give the patient the reason for the refusal ('reason')",
+            )?;
             let fhir = Fhir::new(&state, Actor::User(&subject));
             Ok((
                 StatusCode::OK,
@@ -1119,7 +1180,11 @@ pub async fn erase_op(
             let subject = caller(&state, &headers, &client).await?;
             admin_of(&subject)?;
             let body = parse_body(&state, &headers, &body)?;
-            let reason = required(&body, "reason", "state the request and the decision ('reason')")?;
+            let reason = required(
+                &body,
+                "reason",
+                "state the request and the decision ('reason')",
+            )?;
             let request = param(&body, "request")
                 .and_then(|v| {
                     v.as_str()
@@ -1128,11 +1193,22 @@ pub async fn erase_op(
                 })
                 .map(|r| r.trim_start_matches("Task/").to_string());
             let patient = patient_id(&id)?;
-            let done = erase(&state, &subject, &client, &patient, &reason, request.as_deref()).await?;
+            let done = erase(
+                &state,
+                &subject,
+                &client,
+                &patient,
+                &reason,
+                request.as_deref(),
+            )
+            .await?;
             let mut out = done.plan.to_parameters(&id);
             if let Some(params) = out.get_mut("parameter").and_then(Value::as_array_mut) {
-                params.push(json!({"name": "versions-removed", "valueInteger": done.versions_removed}));
-                params.push(json!({"name": "versions-kept", "valueInteger": done.versions_resealed}));
+                params.push(
+                    json!({"name": "versions-removed", "valueInteger": done.versions_removed}),
+                );
+                params
+                    .push(json!({"name": "versions-kept", "valueInteger": done.versions_resealed}));
                 params.push(json!({"name": "key-destroyed", "valueBoolean": done.key_destroyed}));
             }
             Ok((StatusCode::OK, out))
@@ -1153,7 +1229,11 @@ pub async fn reject_erasure_op(
         async {
             let subject = caller(&state, &headers, &client).await?;
             let body = parse_body(&state, &headers, &body)?;
-            let reason = required(&body, "reason", "give the patient the reason for the refusal ('reason')")?;
+            let reason = required(
+                &body,
+                "reason",
+                "give the patient the reason for the refusal ('reason')",
+            )?;
             Ok((
                 StatusCode::OK,
                 refuse_erasure(&state, &subject, &client, &id, &reason).await?,

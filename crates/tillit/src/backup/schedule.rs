@@ -3,10 +3,11 @@
 //! away (restored into a scratch folder and checked, as `tillit backup verify` does), and
 //! removed again if it does not verify; then old backups are pruned by the retention rule.
 //! The outcome goes to `<dir>/status.json` (the admin's status page), to `/metrics` and to
-//! the log.
+//! the log; each backup is a `backup.created` event in every tenant's audit log (a failed
+//! one that did not verify, too).
 
 use super::retention::{self, Cadence};
-use super::{Keys, create, taken_at, verify};
+use super::{Events, Keys, create, taken_at, verify};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 use tillit_server::AppState;
@@ -86,11 +87,18 @@ async fn run_once(state: &AppState, keys: &Keys, dir: &Path, status: &mut Backup
             &out,
             clock.as_ref(),
             false,
+            Events::Server(state),
         )
         .await?;
         if let Err(e) = verify(&out, keys, false).await {
-            // Not a backup: it does not restore.
+            // Not a backup: it does not restore. Its tenants' logs say so.
             let _ = std::fs::remove_dir_all(&out);
+            if let Err(l) = Events::Server(state)
+                .removed(&created.manifest, clock.now())
+                .await
+            {
+                tracing::error!(error = %format!("{l:#}"), "cannot log the removed backup");
+            }
             return Err(e.context("the new backup does not verify"));
         }
         Ok::<_, anyhow::Error>(created)

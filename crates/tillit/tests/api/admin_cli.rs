@@ -347,7 +347,7 @@ fn policy_check_and_policy_test_work_on_files() {
         "{out}{}",
         String::from_utf8_lossy(&cases.stderr)
     );
-    assert!(out.contains("20 passed, 0 failed"), "{out}");
+    assert!(out.contains("26 passed, 0 failed"), "{out}");
 
     let dir = tempdir("policy");
     let bad = dir.join("bad.cedar");

@@ -2,8 +2,11 @@
 //! taken while the server takes writes restores every record acknowledged before it began,
 //! with a verifying audit log, into a data dir that starts and serves; a changed file fails
 //! verification naming the file; restore refuses a folder that is not empty; a patient
-//! erased after a backup stays erased when that backup is restored; scheduled backups are
-//! verified, pruned, and shown to the admin and in `/metrics`.
+//! erased after a backup stays erased when that backup is restored; a tenant deleted after a
+//! backup does not come back when it is restored (the keyring's ledger of deleted tenants),
+//! while a keyring merely lacking a tenant's keys is refused; backups are events in every
+//! tenant's log; scheduled backups are verified, pruned, and shown to the admin and in
+//! `/metrics`.
 
 use crate::fhir::{Fhir, heart_rate, patient};
 use crate::helpers::*;
@@ -315,6 +318,21 @@ async fn scheduled_backups_are_verified_pruned_and_shown_to_the_admin_and_in_met
     let latest = backups.join(status["last_success"].as_str().unwrap());
     let v = tillit(&["backup", "verify", p(&latest)]);
     assert!(v.status.success(), "{}", stderr(&v));
+    // Each scheduled backup is in every tenant's log.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(latest.join("manifest.json")).unwrap())
+            .unwrap();
+    let id = manifest["id"].as_str().unwrap();
+    let logged = events(&app.dir)
+        .into_iter()
+        .filter(|e| {
+            e["kind"] == "backup.created"
+                && e["ok"] == true
+                && e["user_agent"] == "tillit serve (scheduled backup create)"
+                && e["detail"].as_str().unwrap().contains(id)
+        })
+        .count();
+    assert_eq!(logged, manifest["tenants"].as_array().unwrap().len());
 
     let metrics = app
         .client
@@ -456,6 +474,234 @@ async fn a_record_erased_after_a_backup_stays_unreadable_when_that_backup_is_res
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["name"][0]["family"], "Husketsen");
     drop(app2);
+    let _ = std::fs::remove_dir_all(&work);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rows of the tenant in every table with a `tenant_id` column, and its `tenants` row.
+fn tenant_rows(db: &Path, tenant: &str) -> i64 {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap();
+    let tables: Vec<String> = c
+        .prepare(
+            "SELECT m.name FROM sqlite_schema m, pragma_table_info(m.name) p
+             WHERE m.type = 'table' AND p.name = 'tenant_id' AND m.name != 'deleted_tenants'",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(tables.len() > 10, "{tables:?}");
+    let mut n: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM tenants WHERE id = ?1",
+            [tenant],
+            |r| r.get(0),
+        )
+        .unwrap();
+    for t in tables {
+        n += c
+            .query_row(
+                &format!("SELECT COUNT(*) FROM \"{t}\" WHERE tenant_id = ?1"),
+                [tenant],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap();
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_tenant_deleted_after_a_backup_does_not_come_back_when_it_is_restored() {
+    let mut app = spawn_demo();
+    app.keep_dir();
+    let dir = app.dir.clone();
+    let tenant_of = |u: &str| app.user(u)["tenant_id"].as_str().unwrap().to_string();
+    let (sorby, nordby) = (tenant_of("lege.sorby"), tenant_of("lege.lund"));
+    assert_eq!(Fhir::new(&app, "lege.sorby").get("/Patient").await.0, 200);
+    assert_eq!(Fhir::new(&app, "lege.lund").get("/Patient").await.0, 200);
+    let work = tempdir("backup-deleted-tenant");
+    let out = work.join("b");
+    let o = tillit(&["backup", "create", "--out", p(&out), "--data-dir", p(&dir)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let backup_id = manifest["id"].as_str().unwrap().to_string();
+    let tenants = manifest["tenants"].as_array().unwrap().len();
+    assert!(tenants >= 3, "{manifest}");
+
+    // The backup is a security event in every tenant's log.
+    let created: Vec<serde_json::Value> = events(&dir)
+        .into_iter()
+        .filter(|e| e["kind"] == "backup.created")
+        .collect();
+    assert_eq!(created.len(), tenants, "{created:?}");
+    for e in &created {
+        assert!(e["detail"].as_str().unwrap().contains(&backup_id), "{e}");
+        assert_eq!(e["ok"], true);
+        assert_eq!(e["user_agent"], "tillit backup create (CLI)");
+    }
+    for t in [&sorby, &nordby] {
+        assert!(created.iter().any(|e| e["tenant"] == t.as_str()), "{t}");
+    }
+
+    // After the backup, Sørby leaves: keys destroyed, rows removed.
+    drop(app);
+    let receipt = work.join("receipt.json");
+    let d = tillit(&[
+        "tenant",
+        "delete",
+        "--tenant",
+        "Sørby sykehus",
+        "--confirm",
+        "Sørby sykehus",
+        "--receipt",
+        p(&receipt),
+        "--data-dir",
+        p(&dir),
+    ]);
+    assert!(d.status.success(), "{}", stderr(&d));
+    // The keyring's ledger of deleted tenants names it.
+    let ledger: Vec<String> = rusqlite::Connection::open(dir.join("keys/keyring.db"))
+        .unwrap()
+        .prepare("SELECT tenant_id FROM deleted_tenants")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(ledger, vec![sorby.clone()]);
+
+    // The old backup verifies, with a note; nothing of Sørby is opened (no key is made).
+    let v = tillit(&["backup", "verify", p(&out)]);
+    assert!(v.status.success(), "{}", stderr(&v));
+    let said = String::from_utf8_lossy(&v.stdout);
+    assert!(
+        said.contains(&format!(
+            "note: tenant Sørby sykehus ({sorby}) was deleted at"
+        )),
+        "{said}"
+    );
+    let keys_left: i64 = rusqlite::Connection::open(dir.join("keys/keyring.db"))
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM keys WHERE id LIKE '%' || ?1 || '%'",
+            [&sorby],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        keys_left, 0,
+        "checking the backup made keys for the deleted tenant"
+    );
+
+    // A keyring that merely lacks the tenant's keys (no ledger entry) is refused, clearly.
+    let wrong = work.join("wrong-keys");
+    copy_dir(&dir.join("keys"), &wrong);
+    rusqlite::Connection::open(wrong.join("keyring.db"))
+        .unwrap()
+        .execute("DELETE FROM deleted_tenants", [])
+        .unwrap();
+    let r = tillit(&["backup", "verify", p(&out), "--keyring", p(&wrong)]);
+    assert!(!r.status.success());
+    let e = stderr(&r);
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(
+        e.contains(&sorby) && e.contains("ledger of deleted tenants"),
+        "{e}"
+    );
+    let refused = work.join("refused");
+    let r = tillit(&[
+        "backup",
+        "restore",
+        p(&out),
+        "--data-dir",
+        p(&refused),
+        "--keyring",
+        p(&wrong),
+    ]);
+    assert!(!r.status.success());
+    assert!(
+        stderr(&r).contains("ledger of deleted tenants"),
+        "{}",
+        stderr(&r)
+    );
+    assert!(!refused.exists());
+
+    // Restored with the live keyring: Sørby is dropped, the others are there.
+    let restored = work.join("restored");
+    let r = tillit(&["backup", "restore", p(&out), "--data-dir", p(&restored)]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let said = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        said.contains(&format!("dropped tenant Sørby sykehus ({sorby})")),
+        "{said}"
+    );
+    assert!(said.contains("1 deleted tenant(s) dropped"), "{said}");
+    let db = restored.join("tillit.db");
+    assert_eq!(
+        tenant_rows(&db, &sorby),
+        0,
+        "rows of the deleted tenant came back"
+    );
+    assert!(tenant_rows(&db, &nordby) > 100);
+    let listed = stdout(&admin(&restored, &["tenant", "list"]));
+    assert!(
+        !listed.contains(&sorby) && !listed.contains("Sørby"),
+        "{listed}"
+    );
+    assert!(listed.contains(&nordby), "{listed}");
+    // Every remaining log verifies, with the restore in it.
+    let a = tillit(&["audit", "verify", "--data-dir", p(&restored)]);
+    assert!(a.status.success(), "{}", stderr(&a));
+    let verified = String::from_utf8_lossy(&a.stdout);
+    assert!(
+        verified.contains(&nordby) && !verified.contains(&sorby),
+        "{verified}"
+    );
+    assert!(!verified.contains("FAILED"), "{verified}");
+    let restored_events = events(&restored);
+    let back: Vec<&serde_json::Value> = restored_events
+        .iter()
+        .filter(|e| e["kind"] == "backup.restored")
+        .collect();
+    assert_eq!(back.len(), tenants - 1, "{back:?}");
+    assert!(
+        back.iter()
+            .all(|e| e["detail"].as_str().unwrap().contains(&backup_id))
+    );
+    assert!(back.iter().all(|e| e["tenant"] != sorby.as_str()));
+
+    // It starts and serves the other tenants.
+    let mut app2 = spawn_demo_with(Some(restored.clone()), &[]);
+    app2.keep_dir();
+    let (s, b) = Fhir::new(&app2, "lege.lund").get("/Patient").await;
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        b["total"].as_u64().unwrap_or(0) > 0 || !b["entry"].as_array().unwrap().is_empty(),
+        "{b}"
+    );
+    drop(app2);
+    // Deleting it again from the restored dir refuses: its receipt was issued already.
+    let again = tillit(&[
+        "tenant",
+        "delete",
+        "--tenant",
+        &sorby,
+        "--confirm",
+        &sorby,
+        "--receipt",
+        p(&work.join("again.json")),
+        "--data-dir",
+        p(&restored),
+    ]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("dropped when this data dir was restored"),
+        "{}",
+        stderr(&again)
+    );
     let _ = std::fs::remove_dir_all(&work);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -322,7 +322,11 @@ async fn check(
                     .get(&format!("/Observation/{id}/_history/{}", k.version))
                     .await;
                 assert_eq!(s, 200, "{old}");
-                assert_eq!(value_of(&old), Some(k.value), "acknowledged version of {id}");
+                assert_eq!(
+                    value_of(&old),
+                    Some(k.value),
+                    "acknowledged version of {id}"
+                );
             }
             _ => {
                 assert_eq!(v, k.version, "{id} is at {v}, acknowledged {}", k.version);
@@ -340,7 +344,10 @@ async fn check(
         }
     }
     for marker in &l.refused {
-        assert!(find(api, marker).await.is_empty(), "refused {marker} is there");
+        assert!(
+            find(api, marker).await.is_empty(),
+            "refused {marker} is there"
+        );
     }
     for g in &l.groups {
         let mut present = 0;
@@ -359,7 +366,9 @@ async fn check(
     }
     // Every crash-test record of this round that a compartment search returns reads back
     // the same, none is unknown to the writers, and every acknowledged one is found once.
-    let since = since.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let since = since
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for p in patients {
         let (s, b) = api
@@ -391,7 +400,11 @@ async fn check(
         }
     }
     for id in l.known.keys() {
-        assert_eq!(seen.get(id), Some(&1), "{id} is not found by search exactly once");
+        assert_eq!(
+            seen.get(id),
+            Some(&1),
+            "{id} is not found by search exactly once"
+        );
     }
     checked
 }
@@ -434,11 +447,7 @@ async fn killed_during_concurrent_writes_the_server_loses_nothing_acknowledged()
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-                | 1
+            (tillit_core::Clock::now(&tillit_core::SystemClock).unix_timestamp_nanos() as u64) | 1
         });
     println!("crash loop: {loops} kills, CRASH_SEED={seed}");
     let mut rng = Rng(seed);
@@ -459,7 +468,7 @@ async fn killed_during_concurrent_writes_the_server_loses_nothing_acknowledged()
     let mut timings = [Duration::ZERO; 3];
     for round in 0..loops {
         let api = Api::new(&app, "integrasjon.epj");
-        let since = time::OffsetDateTime::now_utc() - time::Duration::seconds(2);
+        let since = tillit_core::Clock::now(&tillit_core::SystemClock) - time::Duration::seconds(2);
         let stop = Arc::new(AtomicBool::new(false));
         let tasks: Vec<_> = (0..WRITERS)
             .map(|w| {

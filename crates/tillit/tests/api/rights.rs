@@ -59,7 +59,12 @@ async fn a_patient_asks_for_a_correction_and_the_responsible_clinician_decides()
     assert_eq!(task["code"]["coding"][0]["code"], "change");
     assert_eq!(task["focus"]["reference"], format!("Observation/{obs_id}"));
     assert_eq!(task["for"]["reference"], format!("Patient/{me}"));
-    assert!(task["meta"]["security"].to_string().contains("measurements"), "{task}");
+    assert!(
+        task["meta"]["security"]
+            .to_string()
+            .contains("measurements"),
+        "{task}"
+    );
     let task_id = task["id"].as_str().unwrap().to_string();
 
     // Nobody else asks on her behalf, and she asks only about her own record.
@@ -82,7 +87,9 @@ async fn a_patient_asks_for_a_correction_and_the_responsible_clinician_decides()
     assert_eq!(s, 400, "{oo}");
 
     // The clinician finds the open requests of her patients.
-    let (s, open) = lege.get("/Task?status=requested&code=http://hl7.org/fhir/CodeSystem/task-code|change").await;
+    let (s, open) = lege
+        .get("/Task?status=requested&code=http://hl7.org/fhir/CodeSystem/task-code|change")
+        .await;
     assert_eq!(s, 200, "{open}");
     assert!(open.to_string().contains(&task_id), "{open}");
     // A secretary (demographics and appointments only) does not even see it; a clinician
@@ -131,9 +138,15 @@ async fn a_patient_asks_for_a_correction_and_the_responsible_clinician_decides()
         format!("Observation/{obs_id}/_history/2")
     );
     assert_eq!(prov["reason"][0]["coding"][0]["code"], "PATRQT");
-    assert_eq!(prov["entity"][0]["what"]["reference"], format!("Task/{task_id}"));
+    assert_eq!(
+        prov["entity"][0]["what"]["reference"],
+        format!("Task/{task_id}")
+    );
     let lund = app.user("lege.lund")["person_id"].as_str().unwrap();
-    assert_eq!(prov["agent"][0]["who"]["reference"], format!("Practitioner/{lund}"));
+    assert_eq!(
+        prov["agent"][0]["who"]["reference"],
+        format!("Practitioner/{lund}")
+    );
     // Decided once.
     let (s, _) = lege
         .post(
@@ -147,7 +160,9 @@ async fn a_patient_asks_for_a_correction_and_the_responsible_clinician_decides()
     let (s, seen) = patient.get(&format!("/Task/{task_id}")).await;
     assert_eq!(s, 200);
     assert_eq!(seen["status"], "completed");
-    let (s, provs) = patient.get(&format!("/Provenance?patient=Patient/{me}")).await;
+    let (s, provs) = patient
+        .get(&format!("/Provenance?patient=Patient/{me}"))
+        .await;
     assert_eq!(s, 200);
     assert!(provs.to_string().contains(&task_id), "{provs}");
 
@@ -161,7 +176,10 @@ async fn a_patient_asks_for_a_correction_and_the_responsible_clinician_decides()
     assert_eq!(s, 201);
     let t2 = t2["id"].as_str().unwrap();
     let (s, oo) = lege
-        .post(&format!("/Task/{t2}/$reject-correction"), &json!({"resourceType": "Parameters", "parameter": []}))
+        .post(
+            &format!("/Task/{t2}/$reject-correction"),
+            &json!({"resourceType": "Parameters", "parameter": []}),
+        )
         .await;
     assert_eq!(s, 400, "a refusal needs a reason: {oo}");
     let (s, r) = lege
@@ -178,7 +196,10 @@ async fn a_patient_asks_for_a_correction_and_the_responsible_clinician_decides()
         "Målingen er kontrollert mot apparatets logg"
     );
     // The record is unchanged by the refusal.
-    assert_eq!(lege.get(&format!("/Observation/{obs_id}")).await.1["meta"]["versionId"], "2");
+    assert_eq!(
+        lege.get(&format!("/Observation/{obs_id}")).await.1["meta"]["versionId"],
+        "2"
+    );
 
     // A whole corrected resource is accepted too (the record system's way).
     let (_, t3) = patient
@@ -191,7 +212,9 @@ async fn a_patient_asks_for_a_correction_and_the_responsible_clinician_decides()
     let mut corrected = heart_rate(&me, "2026-03-01T08:00:00Z", 80);
     corrected["id"] = json!(obs_id);
     let body = json!({"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": corrected}]});
-    let (s, r) = lege.post(&format!("/Task/{t3}/$accept-correction"), &body).await;
+    let (s, r) = lege
+        .post(&format!("/Task/{t3}/$accept-correction"), &body)
+        .await;
     assert_eq!(s, 200, "{r}");
     let (_, now) = lege.get(&format!("/Observation/{obs_id}")).await;
     assert_eq!(now["valueQuantity"]["value"], 80);
@@ -215,7 +238,9 @@ async fn a_restricted_record_is_read_only_by_the_patient_or_in_an_emergency_and_
 
     // Only the patient restricts her own record.
     assert_eq!(
-        lege.post(&format!("{path}/$restrict"), &params(&[])).await.0,
+        lege.post(&format!("{path}/$restrict"), &params(&[]))
+            .await
+            .0,
         403
     );
     let (s, r) = patient
@@ -235,7 +260,10 @@ async fn a_restricted_record_is_read_only_by_the_patient_or_in_an_emergency_and_
         .get(&format!("/Observation?patient=Patient/{me}&_count=1000"))
         .await;
     assert_eq!(s, 200);
-    assert!(!found.to_string().contains(id), "a restricted record in a search");
+    assert!(
+        !found.to_string().contains(id),
+        "a restricted record in a search"
+    );
     let mut changed = obs.clone();
     changed["valueQuantity"]["value"] = json!(73);
     let (s, oo) = lege.put(&path, &changed).await;
@@ -285,7 +313,10 @@ async fn a_restricted_record_is_read_only_by_the_patient_or_in_an_emergency_and_
         agent["who"]["reference"] == format!("Practitioner/{lund}")
             && agent["policy"].to_string().contains("platform.restricted")
     });
-    assert!(flagged, "the emergency read is not flagged in her log: {log}");
+    assert!(
+        flagged,
+        "the emergency read is not flagged in her log: {log}"
+    );
 
     // Lifted by her: the clinicians read and write it again.
     let (s, _) = patient
@@ -312,7 +343,10 @@ async fn a_restricted_record_is_read_only_by_the_patient_or_in_an_emergency_and_
 async fn erasure_removes_what_retention_allows_destroys_the_key_and_the_log_still_verifies() {
     let app = spawn_demo();
     let me = patient_of(&app, "astrid.haugland");
-    let tenant = app.user("astrid.haugland")["tenant_id"].as_str().unwrap().to_string();
+    let tenant = app.user("astrid.haugland")["tenant_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let lege = Fhir::new(&app, "lege.lund");
     let patient = Fhir::new(&app, "astrid.haugland");
     let admin = Fhir::new(&app, "admin.nilsen");
@@ -327,7 +361,10 @@ async fn erasure_removes_what_retention_allows_destroys_the_key_and_the_log_stil
     let (s, req) = patient
         .post(
             &format!("/Patient/{me}/$request-erasure"),
-            &params(&[("note", "Jeg har flyttet og vil ha slettet det som kan slettes")]),
+            &params(&[(
+                "note",
+                "Jeg har flyttet og vil ha slettet det som kan slettes",
+            )]),
         )
         .await;
     assert_eq!(s, 201, "{req}");
@@ -352,12 +389,27 @@ async fn erasure_removes_what_retention_allows_destroys_the_key_and_the_log_stil
             .clone()
     };
     assert!(part("erase").to_string().contains("measurements"), "{plan}");
-    assert!(part("keep").to_string().contains("clinical-notes"), "{plan}");
-    assert_eq!(lege.get(&format!("/Patient/{me}/$erasure-plan")).await.0, 403);
+    assert!(
+        part("keep").to_string().contains("clinical-notes"),
+        "{plan}"
+    );
+    assert_eq!(
+        lege.get(&format!("/Patient/{me}/$erasure-plan")).await.0,
+        403
+    );
 
     // Only a tenant admin erases, with a reason.
-    let order = params(&[("reason", "Pasientens krav om sletting, vurdert mot journalplikten"), ("request", &req_id)]);
-    assert_eq!(lege.post(&format!("/Patient/{me}/$erase"), &order).await.0, 403);
+    let order = params(&[
+        (
+            "reason",
+            "Pasientens krav om sletting, vurdert mot journalplikten",
+        ),
+        ("request", &req_id),
+    ]);
+    assert_eq!(
+        lege.post(&format!("/Patient/{me}/$erase"), &order).await.0,
+        403
+    );
     assert_eq!(
         admin
             .post(&format!("/Patient/{me}/$erase"), &params(&[]))
@@ -384,7 +436,27 @@ async fn erasure_removes_what_retention_allows_destroys_the_key_and_the_log_stil
     let (s, seen) = patient.get(&format!("/Task/{req_id}")).await;
     assert_eq!(s, 200, "{seen}");
     assert_eq!(seen["status"], "completed");
-    assert!(seen["output"][0]["valueString"].as_str().unwrap().contains("Erased"), "{seen}");
+    let out = |code: &str| {
+        seen["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["type"]["coding"][0]["code"] == code)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(
+        out("erased")["valueInteger"].as_u64().unwrap() >= 1,
+        "{seen}"
+    );
+    assert!(out("kept")["valueInteger"].as_u64().unwrap() >= 1, "{seen}");
+    assert!(
+        out("summary")["valueString"]
+            .as_str()
+            .unwrap()
+            .contains("Erased"),
+        "{seen}"
+    );
 
     // Her key is destroyed and the erasure is in the keyring's ledger; nothing sealed under
     // her key is left in the database.
@@ -445,10 +517,7 @@ async fn erasure_removes_what_retention_allows_destroys_the_key_and_the_log_stil
 
     // The erasure is a security event; the audit log still verifies.
     let ev = events(&app.dir);
-    assert!(
-        ev.iter().any(|e| e["kind"] == "patient.erased"),
-        "{ev:?}"
-    );
+    assert!(ev.iter().any(|e| e["kind"] == "patient.erased"), "{ev:?}");
     let o = std::process::Command::new(BIN)
         .args(["audit", "verify", "--data-dir"])
         .arg(&app.dir)
@@ -470,13 +539,372 @@ async fn erasure_removes_what_retention_allows_destroys_the_key_and_the_log_stil
     let (s, r) = admin
         .post(
             &format!("/Task/{req2}/$reject-erasure"),
-            &params(&[("reason", "Det som er igjen må oppbevares etter journalforskriften")]),
+            &params(&[(
+                "reason",
+                "Det som er igjen må oppbevares etter journalforskriften",
+            )]),
         )
         .await;
     assert_eq!(s, 200, "{r}");
     let (_, seen) = patient.get(&format!("/Task/{req2}")).await;
     assert_eq!(seen["status"], "rejected");
     assert!(
-        events(&app.dir).iter().any(|e| e["kind"] == "erasure.refused")
+        events(&app.dir)
+            .iter()
+            .any(|e| e["kind"] == "erasure.refused")
+    );
+}
+
+/// A logged-in browser-like client of the web app.
+struct Browser<'a> {
+    app: &'a TestApp,
+    s: Session,
+}
+
+impl<'a> Browser<'a> {
+    async fn login(app: &'a TestApp, user: &str) -> Self {
+        Browser {
+            app,
+            s: app.session(user).await,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .app
+            .client
+            .get(self.app.url(path))
+            .header(reqwest::header::COOKIE, &self.s.cookie)
+            .header(reqwest::header::ACCEPT, "text/html")
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        (s, r.text().await.unwrap())
+    }
+
+    /// Posts a form; `csrf` adds the session's token. Returns the status and the redirect.
+    async fn post(&self, path: &str, fields: &[(&str, &str)], csrf: bool) -> (u16, String) {
+        let mut pairs: Vec<(&str, &str)> = fields.to_vec();
+        if csrf {
+            pairs.push(("csrf", self.s.csrf()));
+        }
+        let r = self
+            .app
+            .client
+            .post(self.app.url(path))
+            .header(reqwest::header::COOKIE, &self.s.cookie)
+            .header(reqwest::header::ACCEPT, "text/html")
+            .form(&pairs)
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        let loc = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (s, loc)
+    }
+}
+
+#[tokio::test]
+async fn the_web_app_takes_the_patient_through_access_correction_restriction_and_erasure() {
+    let app = spawn_demo();
+    let me = patient_of(&app, "astrid.haugland");
+    let lege = Fhir::new(&app, "lege.lund");
+    let obs = lege
+        .create(&heart_rate(&me, "2026-03-04T08:00:00Z", 190))
+        .await;
+    let obs_id = obs["id"].as_str().unwrap().to_string();
+    let note = lege.create(&condition(&me, "Astma")).await;
+    let note_id = note["id"].as_str().unwrap().to_string();
+    let astrid = Browser::login(&app, "astrid.haugland").await;
+
+    // Access: everything about her on one printable page; the overview links the downloads.
+    let (s, page) = astrid.get("/me/rights").await;
+    assert_eq!(s, 200, "{page}");
+    assert!(
+        page.contains("Mine rettigheter") && page.contains("/me/export"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"plan-erase\""), "{page}");
+    let (s, page) = astrid.get("/me/rights/record").await;
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("Alt om meg") && page.contains("Astrid"),
+        "{page}"
+    );
+    assert!(page.contains("Astma"), "{page}");
+    // The access log downloads exist.
+    let r = app
+        .client
+        .get(app.url("/me/export/log.csv"))
+        .header(reqwest::header::COOKIE, &astrid.s.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Correction: from her list of records to the form, then the clinician decides.
+    let (s, page) = astrid.get("/me/rights/records").await;
+    assert_eq!(s, 200);
+    let link = format!("/me/rights/correct?type=Observation&amp;id={obs_id}");
+    assert!(page.contains(&link), "{page}");
+    let (s, form) = astrid
+        .get(&format!("/me/rights/correct?type=Observation&id={obs_id}"))
+        .await;
+    assert_eq!(s, 200);
+    assert!(form.contains("id=\"what_is_wrong\"") && form.contains("<label for=\"what_is_wrong\""));
+    let fields = [
+        ("type", "Observation"),
+        ("id", obs_id.as_str()),
+        ("what_is_wrong", "Pulsen var 90, ikke 190"),
+        ("should_say", "90 slag i minuttet"),
+    ];
+    assert_eq!(
+        astrid.post("/me/rights/correct", &fields, false).await.0,
+        403
+    );
+    let (s, _) = astrid
+        .post(
+            "/me/rights/correct",
+            &[
+                ("type", "Observation"),
+                ("id", obs_id.as_str()),
+                ("what_is_wrong", " "),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, to) = astrid.post("/me/rights/correct", &fields, true).await;
+    assert_eq!((s, to.as_str()), (303, "/me/rights?saved=correction"));
+    let (_, page) = astrid.get("/me/rights").await;
+    assert!(
+        page.contains("Pulsen var 90, ikke 190") && page.contains("Venter på svar"),
+        "{page}"
+    );
+    // Another patient's record is not hers to correct.
+    let other = patient_of(&app, "berit.solberg");
+    let theirs = lege
+        .create(&heart_rate(&other, "2026-03-04T09:00:00Z", 60))
+        .await;
+    let (s, _) = astrid
+        .get(&format!(
+            "/me/rights/correct?type=Observation&id={}",
+            theirs["id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(s == 403 || s == 404, "{s}");
+
+    let lund = Browser::login(&app, "lege.lund").await;
+    let (s, queue) = lund.get("/rights/corrections").await;
+    assert_eq!(s, 200);
+    assert!(queue.contains("Pulsen var 90, ikke 190"), "{queue}");
+    let task = queue
+        .split("/rights/corrections/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let (s, to) = lund
+        .post(
+            &format!("/rights/corrections/{task}/accept"),
+            &[("note", "Rettet: 90 slag i minuttet")],
+            true,
+        )
+        .await;
+    assert_eq!(
+        (s, to.as_str()),
+        (303, "/rights/corrections?saved=accepted")
+    );
+    let (_, page) = astrid.get("/me/rights").await;
+    assert!(
+        page.contains("Gjennomført") && page.contains("Rettet i journalen"),
+        "{page}"
+    );
+    assert!(
+        lege.get(&format!("/Observation/{obs_id}")).await.1["note"]
+            .to_string()
+            .contains("90 slag")
+    );
+    // Patients and relatives do not reach the clinician's queue.
+    assert_eq!(astrid.get("/rights/corrections").await.0, 403);
+
+    // Restriction: from the list, with the flag in her log when a clinician reads it anyway.
+    let (s, to) = astrid
+        .post(
+            "/me/rights/restrict",
+            &[("type", "Observation"), ("id", &obs_id)],
+            true,
+        )
+        .await;
+    assert_eq!(
+        (s, to.as_str()),
+        (303, "/me/rights/records?saved=restricted")
+    );
+    let (_, page) = astrid.get("/me/rights/records").await;
+    assert!(page.contains("Begrenset"), "{page}");
+    assert_eq!(lege.get(&format!("/Observation/{obs_id}")).await.0, 403);
+    let emergency = params(&[("reason", "Akutt forverring, trenger siste målinger")]);
+    assert_eq!(
+        lege.post(&format!("/Patient/{me}/$emergency-access"), &emergency)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(lege.get(&format!("/Observation/{obs_id}")).await.0, 200);
+    let (_, log) = astrid.get("/me/log").await;
+    assert!(log.contains("begrenset opplysning"), "{log}");
+    let (_, page) = astrid.get("/me/rights").await;
+    assert!(page.contains("id=\"my-restrictions\""), "{page}");
+    let (s, to) = astrid
+        .post(
+            "/me/rights/lift",
+            &[
+                ("type", "Observation"),
+                ("id", &obs_id),
+                ("back", "overview"),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!((s, to.as_str()), (303, "/me/rights?saved=lifted"));
+
+    // Erasure: she asks, the admin sees the plan and erases; she reads the outcome.
+    let (s, to) = astrid
+        .post(
+            "/me/rights/erasure",
+            &[("note", "Flytter fra kommunen")],
+            true,
+        )
+        .await;
+    assert_eq!((s, to.as_str()), (303, "/me/rights?saved=erasure"));
+    let (_, page) = astrid.get("/me/rights").await;
+    assert!(page.contains("id=\"erasure-pending\""), "{page}");
+    assert_eq!(astrid.get("/manage/erasure").await.0, 403);
+    let admin = Browser::login(&app, "admin.nilsen").await;
+    let (s, page) = admin.get("/manage/erasure").await;
+    assert_eq!(s, 200);
+    assert!(
+        page.contains(&me) && page.contains("Flytter fra kommunen"),
+        "{page}"
+    );
+    assert!(!page.contains("Astma"), "the admin never sees a record");
+    let task = page
+        .split("name=\"task\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let (s, _) = admin
+        .post(
+            "/manage/erasure/erase",
+            &[
+                ("patient", me.as_str()),
+                ("task", task.as_str()),
+                ("reason", "kort"),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(s, 400, "a decision needs its reason");
+    let (s, to) = admin
+        .post(
+            "/manage/erasure/erase",
+            &[
+                ("patient", me.as_str()),
+                ("task", task.as_str()),
+                (
+                    "reason",
+                    "Pasientens krav etter art. 17, journalplikten vurdert",
+                ),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!((s, to.as_str()), (303, "/manage/erasure?saved=erased"));
+    let (_, page) = astrid.get("/me/rights").await;
+    assert!(
+        page.contains("Gjennomført") && page.contains("Slettet "),
+        "{page}"
+    );
+    assert_eq!(lege.get(&format!("/Observation/{obs_id}")).await.0, 404);
+    assert_eq!(lege.get(&format!("/Condition/{note_id}")).await.0, 200);
+    let (s, page) = astrid.get("/me/rights/record").await;
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("Astma"),
+        "what is kept is still hers to see: {page}"
+    );
+
+    // The retention rules are the tenant's: saved from the same page.
+    let (s, to) = admin
+        .post(
+            "/manage/erasure/retention",
+            &[("keep", "clinical-notes"), ("keep", "demographics")],
+            true,
+        )
+        .await;
+    assert_eq!((s, to.as_str()), (303, "/manage/erasure?saved=retention"));
+    let (_, page) = admin.get("/manage/erasure").await;
+    assert!(
+        page.contains("id=\"keep-clinical-notes\" name=\"keep\" value=\"clinical-notes\" checked"),
+        "{page}"
+    );
+    assert!(!page.contains("value=\"medications\" checked"), "{page}");
+    assert_eq!(
+        admin
+            .post("/manage/erasure/retention", &[("keep", "nonsense")], true)
+            .await
+            .0,
+        400
+    );
+}
+
+#[tokio::test]
+async fn the_tenant_sets_what_it_must_keep_from_the_command_line() {
+    let app = spawn_demo();
+    let t = "Nordby kommune";
+    let out = stdout(&app.admin(&["tenant", "retention", "--tenant", t]));
+    assert!(out.starts_with("kept\tdemographics,"), "{out}");
+    assert!(
+        out.contains("clinical-notes") && out.contains("(defaults)"),
+        "{out}"
+    );
+    let out = stdout(&app.admin(&[
+        "tenant",
+        "retention",
+        "--tenant",
+        t,
+        "--keep",
+        "clinical-notes, lab-results,clinical-notes",
+    ]));
+    assert_eq!(out.trim(), "kept\tclinical-notes,lab-results");
+    // The plan follows: a measurement is now erasable and a medication too.
+    let me = patient_of(&app, "astrid.haugland");
+    let patient = Fhir::new(&app, "astrid.haugland");
+    let (_, plan) = patient.get(&format!("/Patient/{me}/$erasure-plan")).await;
+    assert!(
+        plan.to_string().contains("\"retained-categories\"")
+            && plan.to_string().contains("clinical-notes lab-results"),
+        "{plan}"
+    );
+    let bad = app.admin(&["tenant", "retention", "--tenant", t, "--keep", "directory"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        events(&app.dir)
+            .iter()
+            .any(|e| e["kind"] == "policy.changed"
+                && e["detail"].as_str().unwrap_or("").contains("retention")),
+        "the change is a security event"
     );
 }

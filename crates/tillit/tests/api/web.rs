@@ -126,6 +126,13 @@ fn browser_journey_timeout() {
     journey_with("timeout", &[("TILLIT_SESSION__IDLE_MINUTES", "1")]);
 }
 
+/// The patient's rights: printable record, correction, restriction and erasure across the
+/// patient, her physician and the tenant admin.
+#[test]
+fn browser_journey_rights() {
+    journey("rights");
+}
+
 /// The README's tour across three audiences: refused → emergency access → the patient sees
 /// it → the security officer closes the alert.
 #[test]

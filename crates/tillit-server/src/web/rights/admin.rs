@@ -30,6 +30,7 @@ struct RequestRow {
     /// What erasing now would do (open requests): (category, records).
     erase: Vec<(String, usize)>,
     keep: Vec<(String, usize)>,
+    requests: usize,
 }
 
 /// A category with whether the tenant keeps it.
@@ -84,12 +85,10 @@ pub async fn page(web: Web, Query(q): Query<HashMap<String, String>>) -> Respons
                 open,
                 status: status_words(tr, &t),
                 reason: decision_reason(&t),
-                outcome: t
-                    .pointer("/output/0/valueString")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
+                outcome: super::erasure_outcome(tr, &t),
                 erase: words(&web, &plan.erase),
                 keep: words(&web, &plan.keep),
+                requests: plan.requests,
             });
         }
         let kept = r::retained_categories(&web.state, tenant).await?;
@@ -121,9 +120,14 @@ pub async fn page(web: Web, Query(q): Query<HashMap<String, String>>) -> Respons
 
 /// The decision's stated reason: required, a sentence at least.
 fn reason_of(web: &Web, f: &HashMap<String, String>) -> Result<String, PageError> {
-    let reason = f.get("reason").map(|v| v.trim().to_string()).unwrap_or_default();
+    let reason = f
+        .get("reason")
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
     if reason.chars().count() < 10 || reason.chars().count() > 4000 {
-        return Err(PageError::bad_request(web.tr.t("rights.admin.error.reason")));
+        return Err(PageError::bad_request(
+            web.tr.t("rights.admin.error.reason"),
+        ));
     }
     Ok(reason)
 }
@@ -163,7 +167,10 @@ pub async fn refuse(web: Web, body: Bytes) -> Response {
         let f = form(&body);
         web.check_csrf(&f)?;
         let reason = reason_of(&web, &f)?;
-        let task = f.get("task").map(|t| t.trim().to_string()).unwrap_or_default();
+        let task = f
+            .get("task")
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default();
         let subject = web.subject().await?;
         r::refuse_erasure(&web.state, &subject, &web.client, &task, &reason).await?;
         Ok(Redirect::to("/manage/erasure?saved=refused").into_response())

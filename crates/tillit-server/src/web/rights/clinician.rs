@@ -136,7 +136,9 @@ async fn decide(web: Web, task: String, body: Bytes, accept: bool) -> Response {
         let decision = if accept {
             let note = get("note");
             if note.is_empty() {
-                return Err(PageError::bad_request(web.tr.t("rights.corrections.error.note")));
+                return Err(PageError::bad_request(
+                    web.tr.t("rights.corrections.error.note"),
+                ));
             }
             let reason = get("reason");
             CorrectionDecision::Accept {
@@ -147,7 +149,9 @@ async fn decide(web: Web, task: String, body: Bytes, accept: bool) -> Response {
         } else {
             let reason = get("reason");
             if reason.is_empty() {
-                return Err(PageError::bad_request(web.tr.t("rights.corrections.error.reason")));
+                return Err(PageError::bad_request(
+                    web.tr.t("rights.corrections.error.reason"),
+                ));
             }
             CorrectionDecision::Reject { reason }
         };

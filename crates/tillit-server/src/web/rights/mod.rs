@@ -57,6 +57,16 @@ fn decision_reason(task: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
+/// What an erasure did, in words, from its request's outputs.
+fn erasure_outcome(tr: Tr, task: &Value) -> Option<String> {
+    let n = |code: &str| {
+        crate::fhir::rights::task_output(task, code)
+            .and_then(|o| o.get("valueInteger"))
+            .and_then(Value::as_u64)
+    };
+    Some(tr.t2("rights.erasure.outcome", n("erased")?, n("kept")?))
+}
+
 /// A FHIR instant or date as words, Norwegian local time.
 fn when_words(tr: Tr, raw: Option<&str>) -> String {
     raw.and_then(|r| {
@@ -94,9 +104,7 @@ fn category_of(v: &Value) -> Option<String> {
     v.pointer("/meta/security")?
         .as_array()?
         .iter()
-        .find(|c| {
-            c.get("system").and_then(Value::as_str) == Some(tillit_fhir::category::SYSTEM)
-        })?
+        .find(|c| c.get("system").and_then(Value::as_str) == Some(tillit_fhir::category::SYSTEM))?
         .get("code")?
         .as_str()
         .map(str::to_string)

@@ -62,20 +62,26 @@ fn matches(bundle: &Value) -> Vec<Value> {
         .collect()
 }
 
-async fn search(fhir: &Fhir<'_>, rt: &str, params: &[(&str, String)]) -> Result<Vec<Value>, PageError> {
+async fn search(
+    fhir: &Fhir<'_>,
+    rt: &str,
+    params: &[(&str, String)],
+) -> Result<Vec<Value>, PageError> {
     let params: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| ((*k).to_string(), v.clone()))
         .collect();
-    Ok(matches(&crate::fhir::search(fhir, rt, &params, false, "").await?))
+    Ok(matches(
+        &crate::fhir::search(fhir, rt, &params, false, "").await?,
+    ))
 }
 
 /// A record's title as the record page shows it, or its kind when it cannot be read.
 async fn title_of(web: &Web, fhir: &Fhir<'_>, rt: &str, id: &str) -> String {
     match fhir.read(rt, id).await {
-        Ok((_, v)) if rt == "Patient" => {
-            web.tr.t1("rights.records.demographics", super::patient_name(&v))
-        }
+        Ok((_, v)) if rt == "Patient" => web
+            .tr
+            .t1("rights.records.demographics", super::patient_name(&v)),
         Ok((_, v)) => entry_of(web.tr, &v).1.title,
         Err(_) => web.tr.t("rights.records.unreadable").to_string(),
     }
@@ -107,7 +113,10 @@ async fn my_records(
         let found = search(
             fhir,
             rt,
-            &[("patient", format!("Patient/{me}")), ("_count", "1000".into())],
+            &[
+                ("patient", format!("Patient/{me}")),
+                ("_count", "1000".into()),
+            ],
         )
         .await?;
         let mut lines: Vec<(Option<time::OffsetDateTime>, RecordRow)> = found
@@ -154,15 +163,13 @@ struct OverviewPage {
     erasures: Vec<RequestRow>,
     erase: Vec<(String, usize)>,
     keep: Vec<(String, usize)>,
+    /// The patient's requests, always kept.
+    requests: usize,
     /// An erasure request is waiting for its decision.
     erasure_pending: bool,
 }
 
-async fn requests(
-    web: &Web,
-    fhir: &Fhir<'_>,
-    code: String,
-) -> Result<Vec<Value>, PageError> {
+async fn requests(web: &Web, fhir: &Fhir<'_>, code: String) -> Result<Vec<Value>, PageError> {
     search(
         fhir,
         "Task",
@@ -212,10 +219,7 @@ pub async fn overview(web: Web, Query(q): Query<HashMap<String, String>>) -> Res
                 when: when_words(tr, t.get("authoredOn").and_then(Value::as_str)),
                 status: status_words(tr, &t),
                 reason: decision_reason(&t),
-                outcome: t
-                    .pointer("/output/0/valueString")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
+                outcome: super::erasure_outcome(tr, &t),
             });
         }
         let person = &web.principal.user.person;
@@ -248,6 +252,7 @@ pub async fn overview(web: Web, Query(q): Query<HashMap<String, String>>) -> Res
             erasures,
             erase: words(&plan.erase),
             keep: words(&plan.keep),
+            requests: plan.requests,
             erasure_pending,
         })
     }
@@ -479,4 +484,3 @@ pub async fn request_erasure(web: Web, body: Bytes) -> Response {
     .await;
     web.finish(r)
 }
-

@@ -48,6 +48,8 @@ const ACTIONS: &[&str] = &[
     "audit.export",
     "alert.reviewed",
     "records.imported",
+    "backup.created",
+    "backup.restored",
 ];
 
 /// The search form as typed, with what was wrong with it.
