@@ -4,7 +4,7 @@
 
 use super::service::{FhirError, FhirResult, format_instant};
 use super::{caller, fhir_json, parse_body};
-use crate::session::{Client, security_event_about};
+use crate::session::Client;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -137,22 +137,37 @@ pub async fn open_window(
         review: "open".into(),
     };
     // Logged before the window opens: an emergency access is never open without its event.
-    security_event_about(
-        state,
-        SecurityEventKind::EmergencyAccessOpened,
-        true,
-        &format!(
+    // The event carries the opener's roles and units, so the patient's log can say who.
+    let event = tillit_store::NewSecurityEvent {
+        at: now,
+        tenant: Some(tenant.clone()),
+        user: Some(user.id.clone()),
+        username: Some(user.username.to_string()),
+        kind: SecurityEventKind::EmergencyAccessOpened,
+        outcome_ok: true,
+        detail: format!(
             "emergency access {} to Patient/{patient} for {minutes} min",
             access.id
         ),
-        Some(user),
-        None,
-        client,
+        ip: Some(client.ip.to_string()),
+        user_agent: client.user_agent.clone(),
+    };
+    let mut batch = crate::audit::security_batch(
+        event,
+        Some(user.person.as_str()),
         Some(patient.as_str()),
         Some(reason),
-    )
-    .await
-    .map_err(|e| FhirError::new(503, IssueType::Transient, e.to_string()))?;
+    );
+    for e in &mut batch.events {
+        e.actor = crate::audit::actor_of(subject);
+    }
+    state.audit.append(batch).await.map_err(|e| {
+        FhirError::new(
+            503,
+            IssueType::Transient,
+            format!("security event not recorded: {e}"),
+        )
+    })?;
     state.store.open_emergency_access(&access).await?;
     Ok(access)
 }
