@@ -5,6 +5,7 @@
 //! hook, so each view is policy-checked and lands in the audit log before the page leaves.
 
 use super::chart::{self, Series};
+use super::patient::record::{may_tell_hidden, order};
 use super::{Audience, Layout, PageError, Web, form, render, render_status};
 use crate::authz::{Action, Actor, Denial, Subject};
 use crate::fhir::emergency;
@@ -307,12 +308,6 @@ pub struct RecordView {
     pub hidden_told: Vec<&'static str>,
 }
 
-/// Whether a refusal may say that records exist: not for sensitive categories, and not when
-/// the patient's own block, an exclusion or a withholding is the reason.
-fn may_tell_hidden(category: Category, denial: &Denial) -> bool {
-    !category.is_sensitive() && !denial.policy.starts_with("platform.")
-}
-
 /// Loads the record of `patient` as `fhir`'s caller may see it: every match is decided by
 /// the hook and every opened record is logged.
 pub async fn load_record(
@@ -322,12 +317,6 @@ pub async fn load_record(
 ) -> Result<RecordView, PageError> {
     let mut visible: BTreeMap<usize, Vec<(ResourceMeta, Value)>> = BTreeMap::new();
     let mut hidden: BTreeMap<usize, usize> = BTreeMap::new();
-    let order = |c: &str| {
-        Category::ALL
-            .iter()
-            .position(|x| x.code() == c)
-            .unwrap_or(Category::ALL.len())
-    };
     for rt in TYPES {
         let params = vec![
             ("patient".to_string(), format!("Patient/{patient}")),

@@ -232,3 +232,86 @@ pub fn events(dir: &Path) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// A logged-in browser-like client of the web app (a session cookie, HTML wanted, no redirects
+/// followed).
+pub struct Browser<'a> {
+    pub app: &'a TestApp,
+    pub s: Session,
+}
+
+impl<'a> Browser<'a> {
+    pub async fn login(app: &'a TestApp, user: &str) -> Self {
+        Browser {
+            app,
+            s: app.session(user).await,
+        }
+    }
+
+    /// A page: its status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .app
+            .client
+            .get(self.app.url(path))
+            .header(COOKIE, &self.s.cookie)
+            .header(reqwest::header::ACCEPT, "text/html")
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        (s, r.text().await.unwrap())
+    }
+
+    /// A download: status, content type, content disposition and body.
+    pub async fn download(&self, path: &str) -> (u16, String, String, String) {
+        let r = self
+            .app
+            .client
+            .get(self.app.url(path))
+            .header(COOKIE, &self.s.cookie)
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        let h = |n| {
+            r.headers()
+                .get(n)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        let (ct, cd) = (h("content-type"), h("content-disposition"));
+        (s, ct, cd, r.text().await.unwrap())
+    }
+
+    /// Posts a form; `csrf` adds the session's token. Returns the status, the redirect target
+    /// and the page.
+    pub async fn post(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        csrf: bool,
+    ) -> (u16, String, String) {
+        let mut pairs: Vec<(&str, &str)> = fields.to_vec();
+        if csrf {
+            pairs.push(("csrf", self.s.csrf()));
+        }
+        let r = self
+            .app
+            .client
+            .post(self.app.url(path))
+            .header(COOKIE, &self.s.cookie)
+            .header(reqwest::header::ACCEPT, "text/html")
+            .form(&pairs)
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        let loc = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (s, loc, r.text().await.unwrap())
+    }
+}

@@ -555,60 +555,6 @@ async fn erasure_removes_what_retention_allows_destroys_the_key_and_the_log_stil
     );
 }
 
-/// A logged-in browser-like client of the web app.
-struct Browser<'a> {
-    app: &'a TestApp,
-    s: Session,
-}
-
-impl<'a> Browser<'a> {
-    async fn login(app: &'a TestApp, user: &str) -> Self {
-        Browser {
-            app,
-            s: app.session(user).await,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .app
-            .client
-            .get(self.app.url(path))
-            .header(reqwest::header::COOKIE, &self.s.cookie)
-            .header(reqwest::header::ACCEPT, "text/html")
-            .send()
-            .await
-            .unwrap();
-        let s = r.status().as_u16();
-        (s, r.text().await.unwrap())
-    }
-
-    /// Posts a form; `csrf` adds the session's token. Returns the status and the redirect.
-    async fn post(&self, path: &str, fields: &[(&str, &str)], csrf: bool) -> (u16, String) {
-        let mut pairs: Vec<(&str, &str)> = fields.to_vec();
-        if csrf {
-            pairs.push(("csrf", self.s.csrf()));
-        }
-        let r = self
-            .app
-            .client
-            .post(self.app.url(path))
-            .header(reqwest::header::COOKIE, &self.s.cookie)
-            .header(reqwest::header::ACCEPT, "text/html")
-            .form(&pairs)
-            .send()
-            .await
-            .unwrap();
-        let s = r.status().as_u16();
-        let loc = r
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        (s, loc)
-    }
-}
-
 #[tokio::test]
 async fn the_web_app_takes_the_patient_through_access_correction_restriction_and_erasure() {
     let app = spawn_demo();
@@ -667,7 +613,7 @@ async fn the_web_app_takes_the_patient_through_access_correction_restriction_and
         astrid.post("/me/rights/correct", &fields, false).await.0,
         403
     );
-    let (s, _) = astrid
+    let (s, _, _) = astrid
         .post(
             "/me/rights/correct",
             &[
@@ -679,7 +625,7 @@ async fn the_web_app_takes_the_patient_through_access_correction_restriction_and
         )
         .await;
     assert_eq!(s, 400);
-    let (s, to) = astrid.post("/me/rights/correct", &fields, true).await;
+    let (s, to, _) = astrid.post("/me/rights/correct", &fields, true).await;
     assert_eq!((s, to.as_str()), (303, "/me/rights?saved=correction"));
     let (_, page) = astrid.get("/me/rights").await;
     assert!(
@@ -711,7 +657,7 @@ async fn the_web_app_takes_the_patient_through_access_correction_restriction_and
         .next()
         .unwrap()
         .to_string();
-    let (s, to) = lund
+    let (s, to, _) = lund
         .post(
             &format!("/rights/corrections/{task}/accept"),
             &[("note", "Rettet: 90 slag i minuttet")],
@@ -736,7 +682,7 @@ async fn the_web_app_takes_the_patient_through_access_correction_restriction_and
     assert_eq!(astrid.get("/rights/corrections").await.0, 403);
 
     // Restriction: from the list, with the flag in her log when a clinician reads it anyway.
-    let (s, to) = astrid
+    let (s, to, _) = astrid
         .post(
             "/me/rights/restrict",
             &[("type", "Observation"), ("id", &obs_id)],
@@ -762,7 +708,7 @@ async fn the_web_app_takes_the_patient_through_access_correction_restriction_and
     assert!(log.contains("begrenset opplysning"), "{log}");
     let (_, page) = astrid.get("/me/rights").await;
     assert!(page.contains("id=\"my-restrictions\""), "{page}");
-    let (s, to) = astrid
+    let (s, to, _) = astrid
         .post(
             "/me/rights/lift",
             &[
@@ -776,7 +722,7 @@ async fn the_web_app_takes_the_patient_through_access_correction_restriction_and
     assert_eq!((s, to.as_str()), (303, "/me/rights?saved=lifted"));
 
     // Erasure: she asks, the admin sees the plan and erases; she reads the outcome.
-    let (s, to) = astrid
+    let (s, to, _) = astrid
         .post(
             "/me/rights/erasure",
             &[("note", "Flytter fra kommunen")],
@@ -803,7 +749,7 @@ async fn the_web_app_takes_the_patient_through_access_correction_restriction_and
         .next()
         .unwrap()
         .to_string();
-    let (s, _) = admin
+    let (s, _, _) = admin
         .post(
             "/manage/erasure/erase",
             &[
@@ -815,7 +761,7 @@ async fn the_web_app_takes_the_patient_through_access_correction_restriction_and
         )
         .await;
     assert_eq!(s, 400, "a decision needs its reason");
-    let (s, to) = admin
+    let (s, to, _) = admin
         .post(
             "/manage/erasure/erase",
             &[
@@ -845,7 +791,7 @@ async fn the_web_app_takes_the_patient_through_access_correction_restriction_and
     );
 
     // The retention rules are the tenant's: saved from the same page.
-    let (s, to) = admin
+    let (s, to, _) = admin
         .post(
             "/manage/erasure/retention",
             &[("keep", "clinical-notes"), ("keep", "demographics")],

@@ -6,59 +6,8 @@
 
 use crate::fhir::Fhir;
 use crate::helpers::*;
-use reqwest::header::{ACCEPT, COOKIE};
+use reqwest::header::COOKIE;
 use serde_json::Value;
-
-struct Browser<'a> {
-    app: &'a TestApp,
-    s: Session,
-}
-
-impl<'a> Browser<'a> {
-    async fn login(app: &'a TestApp, user: &str) -> Self {
-        Browser {
-            app,
-            s: app.session(user).await,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .app
-            .client
-            .get(self.app.url(path))
-            .header(COOKIE, &self.s.cookie)
-            .header(ACCEPT, "text/html")
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-
-    async fn post(&self, path: &str, fields: &[(&str, &str)], csrf: bool) -> (u16, String, String) {
-        let mut pairs: Vec<(&str, &str)> = fields.to_vec();
-        if csrf {
-            pairs.push(("csrf", self.s.csrf()));
-        }
-        let r = self
-            .app
-            .client
-            .post(self.app.url(path))
-            .header(COOKIE, &self.s.cookie)
-            .header(ACCEPT, "text/html")
-            .form(&pairs)
-            .send()
-            .await
-            .unwrap();
-        let s = r.status().as_u16();
-        let loc = r
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        (s, loc, r.text().await.unwrap())
-    }
-}
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()

@@ -4,84 +4,10 @@
 //! tenant and forms without their CSRF token.
 
 use crate::fhir::Fhir;
+use crate::helpers::Browser as Web;
 use crate::helpers::*;
 use reqwest::header::{ACCEPT, COOKIE};
 use serde_json::{Value, json};
-
-/// A logged-in browser-like client of the web app.
-struct Web<'a> {
-    app: &'a TestApp,
-    s: Session,
-}
-
-impl<'a> Web<'a> {
-    async fn login(app: &'a TestApp, user: &str) -> Self {
-        Web {
-            app,
-            s: app.session(user).await,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .app
-            .client
-            .get(self.app.url(path))
-            .header(COOKIE, &self.s.cookie)
-            .header(ACCEPT, "text/html")
-            .send()
-            .await
-            .unwrap();
-        let s = r.status().as_u16();
-        (s, r.text().await.unwrap())
-    }
-
-    async fn download(&self, path: &str) -> (u16, String, String, String) {
-        let r = self
-            .app
-            .client
-            .get(self.app.url(path))
-            .header(COOKIE, &self.s.cookie)
-            .send()
-            .await
-            .unwrap();
-        let s = r.status().as_u16();
-        let h = |n| {
-            r.headers()
-                .get(n)
-                .map(|v| v.to_str().unwrap().to_string())
-                .unwrap_or_default()
-        };
-        let (ct, cd) = (h("content-type"), h("content-disposition"));
-        (s, ct, cd, r.text().await.unwrap())
-    }
-
-    /// Posts a form; `csrf` adds the session's token. Returns the status, the redirect target
-    /// and the page.
-    async fn post(&self, path: &str, fields: &[(&str, &str)], csrf: bool) -> (u16, String, String) {
-        let mut pairs: Vec<(&str, &str)> = fields.to_vec();
-        if csrf {
-            pairs.push(("csrf", self.s.csrf()));
-        }
-        let r = self
-            .app
-            .client
-            .post(self.app.url(path))
-            .header(COOKIE, &self.s.cookie)
-            .header(ACCEPT, "text/html")
-            .form(&pairs)
-            .send()
-            .await
-            .unwrap();
-        let s = r.status().as_u16();
-        let loc = r
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        (s, loc, r.text().await.unwrap())
-    }
-}
 
 fn id_of(app: &TestApp, user: &str, field: &str) -> String {
     app.user(user)[field].as_str().unwrap().to_string()

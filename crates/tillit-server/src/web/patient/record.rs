@@ -78,11 +78,12 @@ pub struct View {
 
 /// Whether a refusal may be told: not for sensitive categories, and not when the platform's
 /// baseline (a record withheld by a clinician, a block, an exclusion) is the reason.
-fn may_tell_hidden(category: Category, d: &Denial) -> bool {
+pub(crate) fn may_tell_hidden(category: Category, d: &Denial) -> bool {
     !category.is_sensitive() && !d.policy.starts_with("platform.")
 }
 
-fn order(code: &str) -> usize {
+/// A category's place in [`Category::ALL`] (unknown codes last).
+pub(crate) fn order(code: &str) -> usize {
     Category::ALL
         .iter()
         .position(|c| c.code() == code)
